@@ -12,6 +12,9 @@ from prefroute.data.schema import Battles
 from prefroute.data.tiers import BradleyTerry, assign_tiers, rating_table
 from prefroute.errors import NotFittedError
 
+# The closed forms below are of the unpenalised MLE (the Arena's fit).
+UNPENALISED = 1e6
+
 
 def _battles(rows: list[tuple]) -> Battles:
     """rows: (model_a, model_b, winner[, weight])."""
@@ -36,7 +39,7 @@ def _gap(bt: BradleyTerry, a: str, b: str) -> float:
 def test_two_models_rating_gap_is_the_win_log_odds() -> None:
     # 30 wins, 10 losses: P = 0.75, gap = 400 * log10(0.75 / 0.25).
     battles = _battles([("x", "y", "model_a")] * 30 + [("y", "x", "model_a")] * 10)
-    bt = BradleyTerry(n_bootstrap=0).fit(battles)
+    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(battles)
     assert _gap(bt, "x", "y") == pytest.approx(400 * math.log10(3), abs=0.01)
     assert bt.predict_proba("x", "y") == pytest.approx(0.75, abs=1e-5)
     assert bt.ratings_["rating"].mean() == pytest.approx(1000.0)
@@ -48,15 +51,15 @@ def test_ties_count_half_and_bothbad_is_a_tie() -> None:
     # 10 wins + 10 ties + 0 losses == 15 wins + 5 losses.
     for tie in ("tie", "tie_bothbad"):
         battles = _battles([("x", "y", "model_a")] * 10 + [("x", "y", tie)] * 10)
-        bt = BradleyTerry(n_bootstrap=0).fit(battles)
+        bt = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(battles)
         assert _gap(bt, "x", "y") == pytest.approx(400 * math.log10(3), abs=0.01)
 
 
 def test_weights_act_as_repeated_battles() -> None:
     weighted = _battles([("x", "y", "model_a", 3.0), ("x", "y", "model_b", 1.0), ("x", "z", "tie")])
     repeated = _battles([("x", "y", "model_a")] * 3 + [("x", "y", "model_b"), ("x", "z", "tie")])
-    a = BradleyTerry(n_bootstrap=0).fit(weighted).ratings_
-    b = BradleyTerry(n_bootstrap=0).fit(repeated).ratings_
+    a = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(weighted).ratings_
+    b = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(repeated).ratings_
     assert a["rating"].to_numpy() == pytest.approx(b["rating"].to_numpy(), abs=0.01)
 
 
@@ -86,7 +89,7 @@ def test_recovers_known_strengths_with_covering_intervals() -> None:
 
 def test_anchor_pins_one_model() -> None:
     battles = _battles([("x", "y", "model_a")] * 3 + [("x", "y", "model_b")])
-    bt = BradleyTerry(n_bootstrap=5, anchor=("y", 1114.0), random_state=0).fit(battles)
+    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=5, anchor=("y", 1114.0), random_state=0).fit(battles)
     rating = dict(bt.ratings_.select("model", "rating").iter_rows())
     assert rating["y"] == pytest.approx(1114.0)
     assert rating["x"] - rating["y"] == pytest.approx(400 * math.log10(3), abs=0.01)
@@ -106,8 +109,19 @@ def test_perfect_records_and_disconnected_graphs_stay_finite() -> None:
     values = table.select("rating", "ci_low", "ci_high").to_numpy()
     assert np.isfinite(values).all()
     assert table["model"][0] == "x"
-    bt = BradleyTerry(n_bootstrap=0).fit(battles)
+    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(battles)
     assert _gap(bt, "p", "q") == pytest.approx(400 * math.log10(4 / 1), abs=1)
+
+
+def test_prior_shrinks_rarely_seen_models_not_well_measured_ones() -> None:
+    battles = _battles(
+        [("x", "y", "model_a")] * 600 + [("x", "y", "model_b")] * 400 + [("lucky", "y", "model_a")]
+    )
+    flat = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(battles)
+    prior = BradleyTerry(n_bootstrap=0).fit(battles)
+    assert _gap(flat, "lucky", "x") > 1000  # one win: the MLE runs away
+    assert _gap(prior, "lucky", "x") < 400
+    assert _gap(prior, "x", "y") == pytest.approx(_gap(flat, "x", "y"), abs=5)
 
 
 def test_skips_uninformative_rows_and_needs_two_models() -> None:
@@ -115,7 +129,7 @@ def test_skips_uninformative_rows_and_needs_two_models() -> None:
         [("x", "y", "model_a")] * 3
         + [("x", "y", "model_b"), ("x", "x", "model_a"), ("x", "y", "model_b", 0.0)]
     )
-    bt = BradleyTerry(n_bootstrap=0).fit(battles)
+    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(battles)
     assert _gap(bt, "x", "y") == pytest.approx(400 * math.log10(3), abs=0.01)
     assert bt.ratings_["ci_low"].is_null().all()
     with pytest.raises(ValueError, match="at least 2 models"):
@@ -134,7 +148,7 @@ def test_same_seed_same_intervals() -> None:
 def test_predict_proba_needs_a_fit_and_known_models() -> None:
     with pytest.raises(NotFittedError):
         BradleyTerry().predict_proba("x", "y")
-    bt = BradleyTerry(n_bootstrap=0).fit(_battles([("x", "y", "model_a"), ("x", "y", "tie")]))
+    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(_battles([("x", "y", "model_a"), ("x", "y", "tie")]))
     with pytest.raises(ValueError, match="unknown model 'gpt'"):
         bt.predict_proba("x", "gpt")
     assert bt.predict_proba("x", "y") + bt.predict_proba("y", "x") == pytest.approx(1.0)

@@ -24,12 +24,6 @@ from sklearn.linear_model import LogisticRegression
 from prefroute.data.schema import Battles
 from prefroute.errors import NotFittedError
 
-# Inverse L2 strength of the fit. Arena fits with no penalty; a model that won
-# (or lost) every battle then has an infinite MLE. This prior is so weak that it
-# moves well-determined ratings by << 1 point, yet keeps such a model finite
-# (a few thousand points from the rest) and a disconnected comparison graph
-# solvable (each component centred near the common mean).
-_C = 1e6
 _TOL = 1e-8
 _MAX_ITER = 1000
 _OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie_bothbad": 0.5}
@@ -41,6 +35,13 @@ class BradleyTerry:
     ``P(a beats b) = 1 / (1 + base ** ((R_b - R_a) / scale))``. Ratings are
     centred on ``init_rating`` unless ``anchor=(model, rating)`` pins one model,
     as the Arena pins a reference model so numbers stay comparable across fits.
+
+    ``C`` is the inverse strength of a Gaussian prior on the (natural-log)
+    strengths, as in scikit-learn. The Arena fits with none, but then a model
+    seen in one battle that it won gets an unbounded rating and a tier of its
+    own above GPT-4. ``C=1`` shrinks such models towards the mean while moving
+    a model with thousands of battles by a few points; ``C=1e6`` is
+    effectively the Arena's unpenalised fit.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class BradleyTerry:
         base: float = 10.0,
         init_rating: float = 1000.0,
         anchor: tuple[str, float] | None = None,
+        C: float = 1.0,
         n_bootstrap: int = 100,
         random_state: int | None = None,
     ) -> None:
@@ -57,6 +59,7 @@ class BradleyTerry:
         self.base = base
         self.init_rating = init_rating
         self.anchor = anchor
+        self.C = C
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
@@ -112,7 +115,7 @@ class BradleyTerry:
         )
 
         regression = LogisticRegression(
-            C=_C,
+            C=self.C,
             fit_intercept=False,
             solver="newton-cholesky",
             tol=_TOL,

@@ -5,6 +5,8 @@
     │                                   FILE:LINE: field 'x': expected ..., got ...
     ├── DataDirNotFoundError (FileNotFoundError)
     ├── EmbedderError (RuntimeError)    an embedder cannot be built, loaded or called
+    ├── ArtifactError (ValueError)      a router artifact is missing, of another format
+    │                                   version, or made with another embedder
     └── NotFittedError (ValueError, AttributeError)
 
 Callers catch ``PrefrouteError``; the leaf says what failed. Each leaf also
@@ -79,6 +81,10 @@ class DataDirNotFoundError(PrefrouteError, FileNotFoundError):
 
 class EmbedderError(PrefrouteError, RuntimeError):
     """An embedder cannot be built, loaded or called."""
+
+
+class ArtifactError(PrefrouteError, ValueError):
+    """A router artifact cannot be loaded as it is; the message says what to do."""
 
 
 class NotFittedError(PrefrouteError, ValueError, AttributeError):

@@ -1,0 +1,155 @@
+"""The training recipe: one function every router and the quickstart train from.
+
+All human battles, judge preferences and golden labels, with canonical
+model names, decontaminated against MT-Bench, MMLU and GSM8K before every
+fit, weighted by label source. As the paper's D_gold, a fixed seeded slice of
+MMLU questions with golden labels for the strong/weak pair may join the
+training data; the slice's ids travel with the artifact so the evaluation
+leaves exactly those questions out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from prefroute.data import shipped
+from prefroute.data.augment import battles_from_scores
+from prefroute.data.collect import CollectedData, collect_battles
+from prefroute.data.registry import data_dir as resolve_data_dir
+from prefroute.data.schema import SOURCES, Battles, Scores, Turns
+from prefroute.data.tiers import rating_table
+from prefroute.embed import Embedder
+
+GOLD_SLICE_DATASET = "routellm-evals/mmlu-gold-slice"
+LABELS = ("strong", "tie", "weak")
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Battles to fit on, the model tiers behind the labels, and where it all came from."""
+
+    battles: Battles
+    ratings: pl.DataFrame
+    gold_slice_ids: tuple[str, ...]
+    collected: CollectedData = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over per-row hashes: same data, same fingerprint.
+
+        NOTE: row hashes are polars', stable for one polars version; a different
+        version may give another fingerprint for the same data.
+        """
+        rows = self.battles.frame.hash_rows(seed=0)
+        return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
+
+    def tiers(self) -> dict[str, int]:
+        return dict(self.ratings.select("model", "tier").iter_rows())
+
+    def labels(
+        self,
+        *,
+        strong_tiers: Sequence[int] = (1, 2),
+        weak_tiers: Sequence[int] = (3,),
+    ) -> pl.DataFrame:
+        """``prompt, label, weight``: battles of a strong-class against a weak-class model.
+
+        As in the paper: tiers come from the Bradley-Terry fit over all battles;
+        a battle between a model of ``strong_tiers`` and one of ``weak_tiers``
+        says whether a strong model was needed on its prompt. ``label`` is one
+        of ``LABELS``; both-bad ties count as ties.
+        """
+        tier = self.tiers()
+        strong = [m for m, t in tier.items() if t in strong_tiers]
+        weak = [m for m, t in tier.items() if t in weak_tiers]
+        frame = self.battles.frame
+        a_strong = pl.col("model_a").is_in(strong) & pl.col("model_b").is_in(weak)
+        b_strong = pl.col("model_b").is_in(strong) & pl.col("model_a").is_in(weak)
+        winner = pl.col("winner").cast(pl.String)
+        return (
+            frame.filter(a_strong | b_strong)
+            .with_columns(
+                label=pl.when(winner.str.starts_with("tie"))
+                .then(pl.lit("tie"))
+                .when((winner == "model_a") == a_strong)
+                .then(pl.lit("strong"))
+                .otherwise(pl.lit("weak"))
+            )
+            .select("prompt", "label", "weight", "dataset", "source")
+        )
+
+
+def training_set(
+    data_dir: str | Path | None = None,
+    *,
+    battle_files: Sequence[str | Path] = (),
+    skip_bad: bool = False,
+    turns: Turns = "first",
+    source_weights: Mapping[str, float] | None = None,
+    strong_model: str = "gpt-4-1106-preview",
+    weak_model: str = "mixtral-8x7b-instruct-v0.1",
+    mmlu_gold_slice: int = 0,
+    n_tiers: int = 10,
+    embedder: Embedder | None = None,
+    random_state: int = 0,
+) -> TrainingSet:
+    """Collect, decontaminate, weight, optionally add the MMLU gold slice, and tier.
+
+    ``source_weights`` multiplies each battle's weight by its label source
+    (default 1 each; 0 drops the source). ``mmlu_gold_slice`` > 0 adds that
+    many MMLU questions (seeded by ``random_state``) as golden battles between
+    ``strong_model`` and ``weak_model``; they are eval questions, so they must be
+    left out of the MMLU evaluation: ``gold_slice_ids`` lists them.
+    """
+    weights = {source: 1.0 for source in SOURCES} | dict(source_weights or {})
+    unknown = sorted(set(weights) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"unknown label sources {unknown}; expected some of {list(SOURCES)}")
+    collected = collect_battles(
+        data_dir, battle_files=battle_files, skip_bad=skip_bad, turns=turns, embedder=embedder
+    )
+    parts = [collected.battles]
+    slice_ids: tuple[str, ...] = ()
+    if mmlu_gold_slice > 0:
+        gold, slice_ids = _mmlu_gold_slice(
+            resolve_data_dir(data_dir), mmlu_gold_slice, (strong_model, weak_model), random_state
+        )
+        parts.append(gold)
+    battles = Battles.concat(parts)
+    battles = Battles(
+        battles.frame.with_columns(
+            weight=pl.col("weight")
+            * pl.col("source").cast(pl.String).replace_strict(weights, return_dtype=pl.Float32)
+        ).filter(pl.col("weight") > 0)
+    )
+    return TrainingSet(
+        battles=battles,
+        ratings=rating_table(battles, n_tiers=n_tiers, n_bootstrap=0, random_state=random_state),
+        gold_slice_ids=slice_ids,
+        collected=collected,
+    )
+
+
+def _mmlu_gold_slice(
+    root: Path, size: int, pair: tuple[str, str], random_state: int
+) -> tuple[Battles, tuple[str, ...]]:
+    """A seeded slice of MMLU questions as golden battles between the pair."""
+    mmlu = shipped.load_eval_scores(root).frame.filter(
+        (pl.col("dataset") == "routellm-evals/mmlu") & pl.col("model").is_in(pair)
+    )
+    ids = np.array(sorted(mmlu["prompt_id"].unique().to_list()))
+    if size > len(ids):
+        raise ValueError(f"mmlu_gold_slice={size}, but MMLU has only {len(ids)} questions")
+    chosen = tuple(sorted(np.random.default_rng(random_state).choice(ids, size, replace=False)))
+    slice_scores = Scores(
+        mmlu.filter(pl.col("prompt_id").is_in(chosen)).with_columns(
+            dataset=pl.lit(GOLD_SLICE_DATASET)
+        )
+    )
+    return battles_from_scores(slice_scores), chosen

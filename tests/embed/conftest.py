@@ -1,0 +1,64 @@
+"""Embed fixtures: models built once per session into the real cache root.
+
+The cache root is the user's (or ``PREFROUTE_CACHE_DIR``), so a second test run
+is warm; a cold run distils and exports first (~30 s on 2 cores). Vector caches
+always go to ``tmp_path`` so tests leave no vectors behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from prefroute.embed.minilm import MiniLMEmbedder
+from prefroute.embed.paths import cache_root
+from prefroute.embed.static import StaticEmbedder
+
+
+def read_prompts(path: Path, key: str, limit: int) -> list[str]:
+    """First ``limit`` distinct non-empty prompts of a shipped .jsonl.gz file."""
+    seen: dict[str, None] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            text = json.loads(line)[key]
+            if text:
+                seen.setdefault(text, None)
+            if len(seen) >= limit:
+                break
+    return list(seen)
+
+
+@pytest.fixture(scope="session")
+def real_prompts(data_dir: Path) -> list[str]:
+    """~300 real prompts of mixed kinds and lengths (incl. >256-token Arena-Hard ones)."""
+    return (
+        read_prompts(data_dir / "alpaca-eval" / "instructions.jsonl.gz", "instruction", 120)
+        + read_prompts(data_dir / "routellm-evals" / "mmlu_golden.jsonl.gz", "prompt", 80)
+        + read_prompts(data_dir / "routellm-evals" / "gsm8k_golden.jsonl.gz", "prompt", 50)
+        + read_prompts(data_dir / "arena-hard-v0.1-prompts" / "prompts.jsonl.gz", "prompt", 50)
+    )
+
+
+@pytest.fixture(scope="session")
+def embed_cache_root() -> Path:
+    return cache_root()
+
+
+@pytest.fixture(scope="session")
+def static_embedder(embed_cache_root: Path) -> StaticEmbedder:
+    """The default ``static`` embedder (distilled on first use)."""
+    return StaticEmbedder.default(cache_dir=embed_cache_root)
+
+
+@pytest.fixture(scope="session")
+def minilm_int8(embed_cache_root: Path) -> MiniLMEmbedder:
+    """``minilm:onnx-int8`` without the vector cache (exported on first use)."""
+    return MiniLMEmbedder.default("onnx-int8", cache_dir=embed_cache_root)
+
+
+@pytest.fixture(scope="session")
+def minilm_fp32(minilm_int8: MiniLMEmbedder) -> MiniLMEmbedder:
+    return MiniLMEmbedder(minilm_int8.model_dir, variant="onnx-fp32")

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from prefroute.errors import PrefrouteError
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,7 +30,7 @@ data_app = typer.Typer(help="Inspect training data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 DataDirOption = Annotated[
     Path | None,
@@ -78,6 +79,133 @@ def data_stats(
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
         render(summary, console)
+
+
+StrongOption = Annotated[str, typer.Option("--strong", help="Strong model (canonical name).")]
+WeakOption = Annotated[str, typer.Option("--weak", help="Weak model (canonical name).")]
+ArtifactArg = Annotated[
+    Path, typer.Argument(help="Router artifact directory.", exists=True, file_okay=False)
+]
+PromptsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--prompts",
+        help="Prompts to calibrate on (.txt lines, JSONL/CSV/Parquet with 'prompt'); "
+        "default: the shipped real Arena prompts.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+@app.command()
+@reports_errors
+def train(
+    kind: Annotated[
+        str, typer.Argument(help="Router kind: random, sw_ranking, mf, classifier, causal_llm.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Artifact directory to write.", file_okay=False)
+    ],
+    data_dir: DataDirOption = None,
+    battles: BattleFilesOption = None,
+    skip_bad: SkipBadOption = False,
+    strong: StrongOption = DEFAULT_STRONG,
+    weak: WeakOption = DEFAULT_WEAK,
+    embedder: Annotated[
+        str | None, typer.Option("--embedder", help="Embedder spec (static, minilm, api:<model>).")
+    ] = None,
+    mmlu_gold_slice: Annotated[
+        int, typer.Option(help="MMLU questions with golden labels to train on (left out of eval).")
+    ] = 1500,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+) -> None:
+    """Train a router on the recipe's data (decontaminated), save and calibrate it."""
+    from prefroute.training import train_router
+
+    artifact = train_router(
+        kind,
+        out,
+        data_dir=data_dir,
+        battle_files=battles or (),
+        skip_bad=skip_bad,
+        strong_model=strong,
+        weak_model=weak,
+        embedder=embedder,
+        mmlu_gold_slice=mmlu_gold_slice,
+        random_state=seed,
+        console=console,
+    )
+    console.print(f"saved {kind} router to {artifact}")
+
+
+@app.command()
+@reports_errors
+def calibrate(
+    artifact: ArtifactArg,
+    strong_share: Annotated[
+        float | None,
+        typer.Option(
+            "--strong-share", min=0.0, max=1.0, help="Share of calls for the strong model."
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="Target blended $ per 1M tokens.")
+    ] = None,
+    strong_cost: Annotated[float, typer.Option(help="Strong model $ per 1M tokens.")] = 24.7,
+    weak_cost: Annotated[float, typer.Option(help="Weak model $ per 1M tokens.")] = 0.24,
+    prompts: PromptsOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Store the thresholds that send each share of the prompts to the strong model."""
+    from prefroute.calibrate import calibrate_artifact, share_for_budget
+    from prefroute.calibrate import strong_share as share_of
+
+    if strong_share is not None and budget is not None:
+        raise typer.BadParameter("give --strong-share or --budget, not both")
+    router, scores = calibrate_artifact(artifact, prompts=prompts, data_dir=data_dir)
+    share = strong_share
+    if budget is not None:
+        share = share_for_budget(budget, strong_cost, weak_cost)
+    if share is not None:
+        threshold = router.threshold_for_share(share)
+        reached = share_of(scores, threshold)
+        console.print(
+            f"threshold {threshold:.6g} sends {reached:.1%} of {len(scores):,} calibration "
+            f"prompts to {router.strong_model} (asked for {share:.1%}); serve it as "
+            f"router-{router.kind}@{round(share * 100)}% or router-{router.kind}-{threshold:.6g}"
+        )
+
+
+@app.command()
+@reports_errors
+def route(
+    artifact: ArtifactArg,
+    file: Annotated[
+        str, typer.Argument(help="Prompts: .txt lines, JSONL/CSV/Parquet, or - for stdin.")
+    ] = "-",
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Score threshold.")] = None,
+    strong_share: Annotated[
+        float | None,
+        typer.Option("--strong-share", min=0.0, max=1.0, help="Use the calibrated threshold."),
+    ] = None,
+) -> None:
+    """Route prompts; write JSONL lines {"id", "score", "model"} to stdout."""
+    from prefroute.data.readers import read_prompts
+    from prefroute.routers.base import Router
+
+    if (threshold is None) == (strong_share is None):
+        raise typer.BadParameter("give exactly one of --threshold or --strong-share")
+    router = Router.load(artifact)
+    if strong_share is not None:
+        threshold = router.threshold_for_share(strong_share)
+    ids, texts = read_prompts(file)
+    scores = router.strong_win_rate(texts)
+    strong = scores >= threshold
+    out = typer.get_text_stream("stdout")
+    for prompt_id, score, is_strong in zip(ids, scores.tolist(), strong.tolist(), strict=True):
+        model = router.strong_model if is_strong else router.weak_model
+        out.write(json.dumps({"id": prompt_id, "score": round(score, 6), "model": model}) + "\n")
 
 
 @app.command()

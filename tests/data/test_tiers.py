@@ -89,7 +89,9 @@ def test_recovers_known_strengths_with_covering_intervals() -> None:
 
 def test_anchor_pins_one_model() -> None:
     battles = _battles([("x", "y", "model_a")] * 3 + [("x", "y", "model_b")])
-    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=5, anchor=("y", 1114.0), random_state=0).fit(battles)
+    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=5, anchor=("y", 1114.0), random_state=0).fit(
+        battles
+    )
     rating = dict(bt.ratings_.select("model", "rating").iter_rows())
     assert rating["y"] == pytest.approx(1114.0)
     assert rating["x"] - rating["y"] == pytest.approx(400 * math.log10(3), abs=0.01)
@@ -148,7 +150,9 @@ def test_same_seed_same_intervals() -> None:
 def test_predict_proba_needs_a_fit_and_known_models() -> None:
     with pytest.raises(NotFittedError):
         BradleyTerry().predict_proba("x", "y")
-    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(_battles([("x", "y", "model_a"), ("x", "y", "tie")]))
+    bt = BradleyTerry(C=UNPENALISED, n_bootstrap=0).fit(
+        _battles([("x", "y", "model_a"), ("x", "y", "tie")])
+    )
     with pytest.raises(ValueError, match="unknown model 'gpt'"):
         bt.predict_proba("x", "gpt")
     assert bt.predict_proba("x", "y") + bt.predict_proba("y", "x") == pytest.approx(1.0)

@@ -24,7 +24,7 @@ def test_random_scores_are_uniform_deterministic_and_route_by_threshold() -> Non
     prompts = [f"prompt {i}" for i in range(4000)]
     scores = router.strong_win_rate(prompts)
     assert scores.dtype == np.float32 and scores.shape == (4000,)
-    assert 0.0 <= scores.min() and scores.max() <= 1.0
+    assert scores.min() >= 0.0 and scores.max() <= 1.0
     assert abs(float((scores >= 0.7).mean()) - 0.3) < 0.03  # uniform: share = 1 - t
     np.testing.assert_array_equal(scores[:10], router.strong_win_rate(prompts[:10]))
     other = RandomRouter(random_state=2).fit(Battles.empty()).strong_win_rate(prompts)

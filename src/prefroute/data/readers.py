@@ -952,3 +952,62 @@ def read_scores(
     return read_scores_report(
         path, skip_bad=skip_bad, source=source, dataset=dataset, aliases=aliases
     ).table
+
+
+# ------------------------------------------------------------------- prompts
+
+PROMPT_COLUMNS = ("prompt", "messages", "conversation")
+
+
+def read_prompts(path: str | Path, *, turns: Turns = "first") -> tuple[list[str], list[str]]:
+    """Prompts to route or calibrate on, with an id each: ``(ids, prompts)``.
+
+    ``.txt`` (or ``-``, standard input): one prompt per non-empty line, the id
+    its line number. JSONL/CSV/Parquet: a ``prompt`` column (a string or a list
+    of user turns), or ``messages`` / ``conversation`` chats read with the turn
+    policy; the id from ``id`` / ``prompt_id`` / ``question_id``, else the line.
+    Every record without a usable prompt is reported as FILE:LINE.
+    """
+    _check_choice(turns, TURN_POLICIES, "turns")
+    if str(path) == "-" or Path(path).suffix.lower() == ".txt":
+        return _text_prompts(path)
+    rows = _load_rows(path)
+    column = next((c for c in PROMPT_COLUMNS if c in rows.columns), None)
+    if column is None:
+        have = ", ".join(rows.columns) or "none"
+        raise DataError.file(rows.file, f"a column named one of {', '.join(PROMPT_COLUMNS)}", have)
+    bad = _Bad()
+    values = rows.values(column)
+    if column == "prompt":
+        prompts = _plain_prompts(values, turns, bad)
+    else:
+        prompts = _conversation_prompts(values, turns, bad)
+    for i, prompt in enumerate(prompts):
+        if prompt is None or not prompt.strip():
+            bad.add(i, column, "a non-empty prompt", _show(values[i]))
+    problems = [
+        *rows.problems,
+        *(Problem(rows.file, rows.lines[r], f, e, g) for r, f, e, g in bad.items),
+    ]
+    if problems:
+        raise DataError(sorted(problems, key=lambda p: p.line or 0))
+    pairs = zip(_prompt_ids(rows), rows.lines, strict=True)
+    ids = [i if i is not None else str(line) for i, line in pairs]
+    return ids, [p for p in prompts if p is not None]
+
+
+def _text_prompts(path: str | Path) -> tuple[list[str], list[str]]:
+    import sys
+
+    if str(path) == "-":
+        name, data = "<stdin>", sys.stdin.buffer.read()
+    else:
+        name, data = str(path), Path(path).read_bytes() if Path(path).is_file() else None
+        if data is None:
+            raise DataError.file(name, "an existing file", "no such file")
+    _check_utf8(data, name)
+    numbered = [(str(n), line) for n, line in enumerate(data.decode("utf-8").splitlines(), 1)]
+    numbered = [(n, line) for n, line in numbered if line.strip()]
+    if not numbered:
+        raise DataError.file(name, "at least one prompt (one per line)", "no prompts")
+    return [n for n, _ in numbered], [line for _, line in numbered]

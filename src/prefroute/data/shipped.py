@@ -34,6 +34,7 @@ from prefroute.errors import DataError
 
 __all__ = [
     "ANONYMOUS_MODEL",
+    "arena_prompts",
     "BENCHMARK_OVERLAP",
     "COPILOT_CURSOR",
     "SHIPPED",
@@ -559,3 +560,19 @@ def contaminated_prompts(data_dir: str | Path) -> list[str]:
         frame = _read(data_dir, "routellm-evals", f"contaminated_{bench}", {"train_prompt": _S})
         out.extend(frame["train_prompt"].to_list())
     return out
+
+
+def arena_prompts(data_dir: str | Path) -> list[str]:
+    """Real Chatbot Arena prompts, the default traffic to calibrate thresholds on.
+
+    The FastChat sample, the VibeCheck battles and Arena-Hard's questions
+    (distinct, in file order): real user queries, unlike the benchmarks.
+    """
+    sources = [
+        ("chatbot-arena-fastchat-sample", "battles"),
+        ("vibecheck-llama3-70b-arena", "battles"),
+        ("arena-hard-v0.1-prompts", "prompts"),
+    ]
+    frames = [_read(data_dir, name, file, {"prompt": _S}) for name, file in sources]
+    prompts = pl.concat(frames)["prompt"].drop_nulls()
+    return prompts.filter(prompts.str.strip_chars() != "").unique(maintain_order=True).to_list()

@@ -95,6 +95,21 @@ class Router(ABC):
         scores = self.strong_win_rate(prompts)
         return np.where(scores >= threshold, self.strong_model, self.weak_model).tolist()
 
+    def threshold_for_share(self, share: float) -> float:
+        """The calibrated threshold sending ``share`` (0-1) of calls to the strong model.
+
+        Read from the artifact's calibration table (whole percents); see
+        ``prefroute calibrate``.
+        """
+        table = getattr(self, "calibration_", None)
+        if not table:
+            raise ArtifactError(
+                "this router has no calibration; run `prefroute calibrate DIR` first"
+            )
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"strong share must be in [0, 1], got {share}")
+        return float(table["thresholds"][str(round(share * 100))])
+
     def check_is_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(
@@ -114,6 +129,7 @@ class Router(ABC):
         """Learned JSON-able values (not arrays) to store in router.json."""
         return {}
 
+    @abstractmethod
     def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], root: Path) -> None:
         """Set the fitted attributes from what ``_arrays`` and ``_state`` saved."""
 
@@ -147,6 +163,7 @@ class Router(ABC):
 
     def _load_embedder(self, info: dict[str, Any] | None, layout: Layout) -> None:
         """Hook: rebuild the embedder the artifact was trained with, or refuse."""
+        return None
 
     @staticmethod
     def read_config(path: str | Path) -> dict[str, Any]:
@@ -186,7 +203,16 @@ class Router(ABC):
             arrays = load_file(str(layout.weights))
         router._load_embedder(config.get("embedder"), layout)
         router._restore(arrays, config.get("state", {}), layout.root)
+        if config.get("calibration"):
+            router.calibration_ = config["calibration"]
         return router
+
+    @staticmethod
+    def update_config(path: str | Path, **fields: Any) -> None:
+        """Set top-level fields of an artifact's router.json (e.g. its calibration)."""
+        config = Router.read_config(path)
+        config.update(fields)
+        Layout(Path(path)).config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 class EmbeddingRouter(Router):
@@ -205,7 +231,9 @@ class EmbeddingRouter(Router):
         weak_model: str = DEFAULT_WEAK,
         random_state: int | None = 0,
     ) -> None:
-        super().__init__(strong_model=strong_model, weak_model=weak_model, random_state=random_state)
+        super().__init__(
+            strong_model=strong_model, weak_model=weak_model, random_state=random_state
+        )
         self.embedder = embedder
 
     def _fit_embedder(self) -> Embedder:

@@ -28,5 +28,7 @@ def router_class(kind: str) -> type[Router]:
     try:
         module, name = KINDS[kind].split(":")
     except KeyError:
-        raise ArtifactError(f"unknown router kind {kind!r}; expected one of {sorted(KINDS)}") from None
+        raise ArtifactError(
+            f"unknown router kind {kind!r}; expected one of {sorted(KINDS)}"
+        ) from None
     return getattr(import_module(module), name)

@@ -1,0 +1,106 @@
+"""One call from data to a calibrated artifact: what ``prefroute train`` runs.
+
+Collect the recipe's decontaminated data, fit the router kind asked for,
+save it with where its data came from (including the MMLU slice the
+evaluation must leave out), and calibrate it on real Arena prompts so
+``router-<kind>@<share>%`` works straight away.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from prefroute.calibrate import calibrate_artifact
+from prefroute.data.recipe import TrainingSet, training_set
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
+from prefroute.routers.registry import router_class
+
+
+def train_router(
+    kind: str,
+    out: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    battle_files: Sequence[str | Path] = (),
+    skip_bad: bool = False,
+    strong_model: str = DEFAULT_STRONG,
+    weak_model: str = DEFAULT_WEAK,
+    embedder: str | None = None,
+    mmlu_gold_slice: int = 1500,
+    random_state: int = 0,
+    params: dict[str, Any] | None = None,
+    data: TrainingSet | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Train, save and calibrate one router; returns the artifact directory.
+
+    ``params`` are extra constructor hyper-parameters of the kind; ``data``
+    reuses a training set already collected (the quickstart trains several
+    routers from one).
+    """
+    console = console or Console(stderr=True)
+    router_cls = router_class(kind)
+    kwargs: dict[str, Any] = {
+        "strong_model": strong_model,
+        "weak_model": weak_model,
+        "random_state": random_state,
+        **(params or {}),
+    }
+    if embedder is not None:
+        if "embedder" not in inspect.signature(router_cls).parameters:
+            raise ValueError(f"router kind {kind!r} takes no embedder")
+        kwargs["embedder"] = embedder
+    router: Router = router_cls(**kwargs)
+
+    if data is None:
+        with console.status("collecting and decontaminating the training data"):
+            data = training_set(
+                data_dir,
+                battle_files=battle_files,
+                skip_bad=skip_bad,
+                strong_model=strong_model,
+                weak_model=weak_model,
+                mmlu_gold_slice=mmlu_gold_slice,
+                random_state=random_state,
+            )
+        describe(data, console)
+    started = time.perf_counter()
+    router.fit(data.battles)
+    seconds = time.perf_counter() - started
+    console.print(f"fitted {kind} in {seconds:.1f} s")
+    decontam = data.collected.decontamination
+    router.save(
+        out,
+        extra={
+            "training_data": {
+                "fingerprint": data.fingerprint,
+                "battles": len(data.battles),
+                "decontaminated": decontam.removed,
+                "mmlu_gold_slice": list(data.gold_slice_ids),
+                "fit_seconds": round(seconds, 2),
+            }
+        },
+    )
+    with console.status("calibrating on real Arena prompts"):
+        calibrate_artifact(out, data_dir=data_dir)
+    return Path(out)
+
+
+def describe(data: TrainingSet, console: Console) -> None:
+    """What the fit is about to see: rows, and what decontamination took out."""
+    decontam = data.collected.decontamination
+    removed = sum(decontam.removed.values()) + sum(data.collected.overlap_removed.values())
+    console.print(
+        f"training data: {len(data.battles):,} battles over "
+        f"{data.battles.frame['prompt'].n_unique():,} prompts; removed {removed:,} rows as "
+        f"eval contamination ({decontam.by_reason}); "
+        f"MMLU gold slice: {len(data.gold_slice_ids):,} questions"
+    )
+    for report in data.collected.user_files:
+        console.print(report.summary())

@@ -88,7 +88,7 @@ def decontaminate(
     ``eval_prompts`` is one list, or eval-set name -> prompts so removals are
     reported per set. ``extra_exact`` adds prompts matched exactly only (e.g.
     RouteLLM's ``contaminated_*`` train prompts). ``threshold=None`` skips the
-    embedding pass; otherwise ``embedder`` (default: ``get_embedder()``) embeds
+    embedding pass; otherwise ``embedder`` (default: the cached ``get_embedder()``) embeds
     each *distinct* prompt once -- training prompts repeat (805 AlpacaEval
     instructions carry 128k rows) -- and the max cosine is taken in float32
     blocks so memory stays bounded.
@@ -111,7 +111,7 @@ def decontaminate(
             if embedder is None:
                 from prefroute.embed import get_embedder
 
-                embedder = get_embedder()
+                embedder = get_embedder(cache=True)  # warm re-runs embed nothing
             near = _near_matches(rest, eval_near, embedder, threshold)
     matches = pl.concat([exact, near])
 

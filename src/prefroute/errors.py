@@ -5,6 +5,7 @@
     │                                   FILE:LINE: field 'x': expected ..., got ...
     ├── DataDirNotFoundError (FileNotFoundError)
     ├── EmbedderError (RuntimeError)    an embedder cannot be built, loaded or called
+    ├── UnknownModelError (ValueError)  a model name the router has nothing learned for
     ├── ArtifactError (ValueError)      a router artifact is missing, of another format
     │                                   version, or made with another embedder
     └── NotFittedError (ValueError, AttributeError)
@@ -81,6 +82,10 @@ class DataDirNotFoundError(PrefrouteError, FileNotFoundError):
 
 class EmbedderError(PrefrouteError, RuntimeError):
     """An embedder cannot be built, loaded or called."""
+
+
+class UnknownModelError(PrefrouteError, ValueError):
+    """A model name a router has no learned parameters for; the message lists close names."""
 
 
 class ArtifactError(PrefrouteError, ValueError):

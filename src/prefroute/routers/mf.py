@@ -1,0 +1,407 @@
+"""Matrix factorisation router (RouteLLM's MF), trained with torch, served with numpy.
+
+The paper's model scores a model m on a prompt q as
+
+    δ(m, q) = w2ᵀ (v_m ⊙ (W1ᵀ v_q + b))
+
+with v_q the prompt's embedding and v_m a learned vector per model, and fits
+P(a beats b | q) = σ(δ(a, q) − δ(b, q)) to pairwise battles. Every model in the
+training battles gets a vector, so the router can be re-targeted to any pair it
+has seen (``set_models``) without retraining.
+
+Serving collapses the pair into one vector: δ(s, q) − δ(w, q) = gᵀ v_q + c with
+g = W1 (w2 ⊙ (v_s − v_w)) and c = bᵀ (w2 ⊙ (v_s − v_w)), so a score is the
+embedding plus one dot product, in numpy; torch is imported by ``fit`` only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from prefroute.data.schema import WINNERS, Battles
+from prefroute.errors import ArtifactError, UnknownModelError
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, EmbeddingRouter
+
+TIE_HANDLING = ("half", "drop")
+"""``half``: a tie (either kind) is a half win for each side, target 0.5, which
+pulls the two models' scores together on that prompt (on golden data most rows
+are ties: both right or both wrong). ``drop``: ties are left out, as a pure
+win/loss model; 2-3x faster on the shipped recipe, where 61% of rows are ties."""
+
+_TARGET = dict(zip(WINNERS, (1.0, 0.0, 0.5, 0.5), strict=True))
+"""Target P(model_a wins) per ``winner``, in the order of ``WINNERS``."""
+
+
+class MFRouter(EmbeddingRouter):
+    """RouteLLM's matrix factorisation router over the router's own embedder.
+
+    ``dim`` is the latent size (the paper's 128); ``lr`` the Adam step (the
+    paper's 3e-4); ``weight_decay`` Adam's L2 penalty: 0 suits the shipped
+    recipe (1e-3 already underfits it), while a few hundred prompts of your own
+    want about 1e-2, or the router memorises them. ``tie_handling`` is one of
+    ``TIE_HANDLING``. ``verbose`` draws a progress bar on stderr.
+
+    ``batch_size`` counts battles per optimiser step; batches are whole prompts
+    (every battle of a prompt in one step), because the shipped battles repeat
+    each prompt ~100 times: a step projects each of its prompts once, scores it
+    against all models with one small matmul and reads its battles from that
+    table. That makes the full recipe (2.9M battles x 10 epochs) a ~20 s fit on
+    one CPU core instead of one projection per battle.
+    Model vectors are L2-normalised, as in RouteLLM's code, so their scale lives
+    in ``w2`` and the projection.
+    """
+
+    kind = "mf"
+
+    def __init__(
+        self,
+        *,
+        dim: int = 128,
+        epochs: int = 10,
+        lr: float = 3e-4,
+        batch_size: int = 8192,
+        weight_decay: float = 0.0,
+        tie_handling: str = "half",
+        embedder: str = "static",
+        strong_model: str = DEFAULT_STRONG,
+        weak_model: str = DEFAULT_WEAK,
+        random_state: int | None = 0,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(
+            embedder=embedder,
+            strong_model=strong_model,
+            weak_model=weak_model,
+            random_state=random_state,
+        )
+        self.dim = dim
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.tie_handling = tie_handling
+        self.verbose = verbose
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "model_vecs_")
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, battles: Battles) -> MFRouter:
+        """Learn W1, b, w2 and a vector per model from ``battles``; returns self.
+
+        Each distinct prompt is embedded once. ``weight`` is a sample weight
+        (a soft label arrives as two rows weighted p and 1 - p). Same battles
+        (same row order) and ``random_state`` give the same arrays.
+        """
+        self._check_params()
+        data = _Prepared(battles, self.tie_handling)
+        for role, name in (("strong_model", self.strong_model), ("weak_model", self.weak_model)):
+            _check_known(name, data.models, role)
+        started = time.perf_counter()
+        embedder = self._fit_embedder()
+        vectors = embedder.encode(data.prompts)
+        learned = _train(
+            vectors,
+            data,
+            dim=self.dim,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+            seed=0 if self.random_state is None else int(self.random_state),
+            verbose=self.verbose,
+        )
+        self.w1_ = learned["w1"]
+        self.b_ = learned["b"]
+        self.w2_ = learned["w2"]
+        self.models_ = list(data.models)
+        self.loss_history_ = learned["loss_history"]
+        self.n_battles_ = len(data.target)
+        self.n_prompts_ = len(data.prompts)
+        self.model_vecs_ = learned["model_vecs"]
+        self._pair_cache: tuple[tuple[str, str], np.ndarray, float] | None = None
+        if self.verbose:
+            _console().print(
+                f"mf: {self.n_battles_:,} battles, {self.n_prompts_:,} prompts, "
+                f"{len(self.models_)} models, {self.epochs} epochs in "
+                f"{time.perf_counter() - started:.1f} s (final loss {self.loss_history_[-1]:.4f})"
+            )
+        return self
+
+    def _check_params(self) -> None:
+        if self.tie_handling not in TIE_HANDLING:
+            raise ValueError(
+                f"unknown tie_handling {self.tie_handling!r}; expected one of {list(TIE_HANDLING)}"
+            )
+        for name in ("dim", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+
+    # ------------------------------------------------------------- routing
+    def set_models(self, strong_model: str, weak_model: str) -> MFRouter:
+        """Re-target to another pair of models seen in training; returns self."""
+        self.check_is_fitted()
+        _check_known(strong_model, self.models_, "strong_model")
+        _check_known(weak_model, self.models_, "weak_model")
+        self.strong_model = strong_model
+        self.weak_model = weak_model
+        return self
+
+    def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
+        """σ(δ(strong, q) − δ(weak, q)) per prompt, float32 in [0, 1]."""
+        self.check_is_fitted()
+        g, c = self._pair()
+        # A row-wise sum rather than a BLAS matvec: the same prompt gets the same
+        # bits in a batch of one or of thousands (gemv's blocking depends on n).
+        logits = (self.embed(prompts) * g).sum(axis=1, dtype=np.float64) + c
+        return (0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.float32)
+
+    def _pair(self) -> tuple[np.ndarray, float]:
+        """(g, c) with δ(strong) − δ(weak) = gᵀ v_q + c, cached per pair.
+
+        Checked here rather than only in ``set_models``: ``strong_model`` and
+        ``weak_model`` are plain attributes, so they may be set directly.
+        """
+        pair = (self.strong_model, self.weak_model)
+        cache = getattr(self, "_pair_cache", None)
+        if cache is not None and cache[0] == pair:
+            return cache[1], cache[2]
+        index = {m: i for i, m in enumerate(self.models_)}
+        _check_known(pair[0], self.models_, "strong_model")
+        _check_known(pair[1], self.models_, "weak_model")
+        vecs = self.model_vecs_.astype(np.float64)
+        u = self.w2_.astype(np.float64) * (vecs[index[pair[0]]] - vecs[index[pair[1]]])
+        g = (self.w1_.astype(np.float64) @ u).astype(np.float32)
+        c = float(self.b_.astype(np.float64) @ u)
+        self._pair_cache = (pair, g, c)
+        return g, c
+
+    # --------------------------------------------------------- persistence
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"w1": self.w1_, "b": self.b_, "w2": self.w2_, "model_vecs": self.model_vecs_}
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "models": self.models_,
+            "loss_history": self.loss_history_,
+            "n_battles": self.n_battles_,
+            "n_prompts": self.n_prompts_,
+        }
+
+    def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], root: Path) -> None:
+        self.w1_ = arrays["w1"]
+        self.b_ = arrays["b"]
+        self.w2_ = arrays["w2"]
+        self.models_ = list(state["models"])
+        self.loss_history_ = list(state.get("loss_history", []))
+        self.n_battles_ = int(state.get("n_battles", 0))
+        self.n_prompts_ = int(state.get("n_prompts", 0))
+        self._pair_cache = None
+        self.model_vecs_ = arrays["model_vecs"]
+        if self.model_vecs_.shape[0] != len(self.models_):
+            raise ArtifactError(
+                f"{root}: {self.model_vecs_.shape[0]} model vectors but {len(self.models_)} "
+                "model names; the artifact is damaged"
+            )
+
+
+# -------------------------------------------------------------- internals
+
+
+class _Prepared:
+    """Battles as arrays, sorted by prompt: ``pid`` indexes ``prompts``, ``a``/``b`` ``models``."""
+
+    def __init__(self, battles: Battles, tie_handling: str) -> None:
+        frame = battles.frame.filter(pl.col("weight") > 0)
+        if tie_handling == "drop":
+            frame = frame.filter(~pl.col("winner").is_in(["tie", "tie_bothbad"]))
+        if frame.height == 0:
+            raise ValueError(
+                "no battles to fit on (need rows with weight > 0"
+                + (" that are not ties" if tie_handling == "drop" else "")
+                + f"; got {len(battles)} rows)"
+            )
+        # Sorting by prompt numbers the prompts and groups each prompt's battles,
+        # which is the order training reads them in. Stable, so deterministic.
+        frame = frame.sort("prompt", maintain_order=True)
+        first = pl.col("prompt") != pl.col("prompt").shift(1)
+        models = sorted(set(frame["model_a"].unique()) | set(frame["model_b"].unique()))
+        self.models: tuple[str, ...] = tuple(models)
+        enum = pl.Enum(models)
+        arrays = frame.select(
+            pid=first.fill_null(True).cum_sum().cast(pl.Int64) - 1,
+            a=pl.col("model_a").cast(enum).to_physical().cast(pl.Int64),
+            b=pl.col("model_b").cast(enum).to_physical().cast(pl.Int64),
+            y=pl.col("winner").cast(pl.String).replace_strict(_TARGET, return_dtype=pl.Float32),
+            w=pl.col("weight").cast(pl.Float32),
+        )
+        self.prompts: list[str] = frame.filter(first.fill_null(True))["prompt"].to_list()
+        self.pid = arrays["pid"].to_numpy().copy()
+        self.a = arrays["a"].to_numpy().copy()
+        self.b = arrays["b"].to_numpy().copy()
+        self.target = arrays["y"].to_numpy().copy()
+        self.weight = arrays["w"].to_numpy().copy()
+
+
+def _check_known(name: str, models: Sequence[str], role: str) -> None:
+    if name in models:
+        return
+    close = difflib.get_close_matches(name, models, n=5, cutoff=0.5)
+    hint = f"closest: {', '.join(close)}" if close else "none has a similar name"
+    raise UnknownModelError(
+        f"{role} {name!r} is not one of the {len(models)} models this MF router has vectors "
+        f"for ({hint}); pick a model from router.models_, or retrain on battles that include it"
+    )
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _train(
+    vectors: np.ndarray,
+    data: _Prepared,
+    *,
+    dim: int,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+    seed: int,
+    verbose: bool,
+) -> dict[str, Any]:
+    """Adam on the weighted BCE of σ(δ(a) − δ(b)) against the targets; numpy out.
+
+    Each epoch shuffles the prompts (numpy, seeded) and cuts them into batches
+    of about ``batch_size`` battles. A step computes δ for its k prompts and
+    all M models as one (k x M) matrix, then gathers each battle's two entries
+    with ``index_select`` (whose backward is a cheap scatter-add).
+    """
+    try:
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+    except ImportError:
+        raise ImportError(
+            "fitting an MF router needs torch: pip install 'prefroute[train]' "
+            "(loading and routing a fitted one does not)"
+        ) from None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    n_prompts, n_models = len(data.prompts), len(data.models)
+    counts = np.bincount(data.pid, minlength=n_prompts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    n = len(data.pid)
+
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    d = vectors.shape[1]
+    emb = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    a_all, b_all = torch.from_numpy(data.a), torch.from_numpy(data.b)
+    y_all, w_all = torch.from_numpy(data.target), torch.from_numpy(data.weight)
+    # Initialised as RouteLLM's modules are: Linear (uniform ±1/sqrt(fan_in)) for
+    # the projection and w2, Embedding (standard normal) for the model vectors.
+    w1 = ((torch.rand(d, dim, generator=gen) * 2 - 1) / d**0.5).requires_grad_()
+    b = torch.zeros(dim, requires_grad=True)
+    w2 = ((torch.rand(dim, generator=gen) * 2 - 1) / dim**0.5).requires_grad_()
+    models = torch.randn(n_models, dim, generator=gen).requires_grad_()
+    params = [w1, b, w2, models]
+    optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+    # Batches per epoch, known up front for the progress bar: a prompt joins the
+    # batch its last battle falls in, so a batch ends on a prompt boundary.
+    def epoch_batches(order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c = counts[order]
+        ends = np.cumsum(c)
+        index = np.repeat(starts[order] - (ends - c), c) + np.arange(n)
+        batch_of = (ends - 1) // batch_size
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(batch_of)) + 1, [len(order)]])
+        return index, np.concatenate([[0], ends]), cuts
+
+    present = np.flatnonzero(counts)
+    history: list[float] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    # One thread: a step's tensors are small (k prompts x 256, ~8k battles), so
+    # threads cost more in synchronisation than they save (3 ms a step on one
+    # thread; on 2 busy cores, OpenMP barriers made 2 threads 100x slower), and
+    # results do not depend on the machine's core count.
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        with Progress(*columns, console=_console(), disable=not verbose) as progress:
+            task = progress.add_task("mf: fitting", total=None)
+            for epoch in range(epochs):
+                order = rng.permutation(present)
+                index, bounds, cuts = epoch_batches(order)
+                if epoch == 0:
+                    progress.update(task, total=epochs * (len(cuts) - 1))
+                index_t = torch.from_numpy(index)
+                position = torch.from_numpy(np.repeat(np.arange(len(order)), counts[order]))
+                order_t = torch.from_numpy(order)
+                total, weight_sum = 0.0, 0.0
+                for p0, p1 in zip(cuts[:-1], cuts[1:], strict=True):
+                    lo, hi = int(bounds[p0]), int(bounds[p1])
+                    rows = index_t[lo:hi]
+                    local = (position[lo:hi] - int(p0)) * n_models
+                    proj = emb.index_select(0, order_t[p0:p1]) @ w1 + b
+                    table = F.normalize(models, dim=1) * w2
+                    delta = (proj @ table.T).reshape(-1)
+                    logit = delta.index_select(0, local + a_all.index_select(0, rows))
+                    logit = logit - delta.index_select(0, local + b_all.index_select(0, rows))
+                    w = w_all.index_select(0, rows)
+                    loss_sum = F.binary_cross_entropy_with_logits(
+                        logit, y_all.index_select(0, rows), weight=w, reduction="sum"
+                    )
+                    batch_weight = float(w.sum())
+                    optimiser.zero_grad(set_to_none=True)
+                    (loss_sum / batch_weight).backward()
+                    optimiser.step()
+                    total += float(loss_sum.detach())
+                    weight_sum += batch_weight
+                    progress.update(
+                        task,
+                        advance=1,
+                        description=f"mf: epoch {epoch + 1}/{epochs} loss {total / weight_sum:.4f}",
+                    )
+                history.append(round(total / weight_sum, 6))
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
+
+    with torch.no_grad():
+        return {
+            "w1": w1.detach().numpy().astype(np.float32),
+            "b": b.detach().numpy().astype(np.float32),
+            "w2": w2.detach().numpy().astype(np.float32),
+            "model_vecs": F.normalize(models, dim=1).detach().numpy().astype(np.float32),
+            "loss_history": history,
+        }

@@ -210,8 +210,35 @@ def route(
 
 @app.command()
 @reports_errors
-def quickstart(data_dir: DataDirOption = None) -> None:
-    """The main job on the shipped data: read every set and summarise it."""
-    from prefroute.data.stats import render, summarize
+def quickstart(
+    data_dir: DataDirOption = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the router artifact.", file_okay=False)
+    ] = Path("prefroute-out/mf"),
+) -> None:
+    """The main job on the shipped data: summarise it, train, calibrate and try the MF router."""
+    from prefroute.data.recipe import training_set
+    from prefroute.data.stats import render, summarize_collected
+    from prefroute.training import describe, train_router
 
-    render(summarize(data_dir), console)
+    with console.status("collecting and decontaminating the shipped data"):
+        data = training_set(data_dir, mmlu_gold_slice=1500)
+    render(summarize_collected(data.collected), console)
+    describe(data, console)
+    artifact = train_router("mf", out, data_dir=data_dir, data=data, console=console)
+
+    from prefroute.routers.base import Router
+
+    router = Router.load(artifact)
+    examples = [
+        "hi, how are you?",
+        "Prove that there are infinitely many primes p with p = 3 (mod 4).",
+    ]
+    threshold = router.threshold_for_share(0.5)
+    for prompt, score in zip(examples, router.strong_win_rate(examples).tolist(), strict=True):
+        model = router.strong_model if score >= threshold else router.weak_model
+        console.print(f"{score:.3f} -> {model}: {prompt}", highlight=False)
+    console.print(
+        f"router saved to {artifact}. Route a file: prefroute route {artifact} prompts.txt "
+        "--strong-share 0.3"
+    )

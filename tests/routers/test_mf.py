@@ -167,23 +167,18 @@ def test_loads_and_routes_without_torch(router: MFRouter, held_out, tmp_path: Pa
 def test_retargets_to_any_seen_pair_and_names_unknown_models(router: MFRouter, held_out) -> None:
     texts, is_math = held_out
     original = router.strong_win_rate(texts)
-    try:
-        router.set_models(*OTHERS)
-        other = router.strong_win_rate(texts)
-        assert _auc(other, is_math) < 0.1  # small-a wins elsewhere, not on math
-        router.set_models(WEAK, STRONG)  # swapped pair: the complement
-        np.testing.assert_allclose(router.strong_win_rate(texts), 1 - original, atol=1e-6)
+    other = router.retarget(*OTHERS).strong_win_rate(texts)
+    assert _auc(other, is_math) < 0.1  # small-a wins elsewhere, not on math
+    swapped = router.retarget(WEAK, STRONG)  # swapped pair: the complement
+    np.testing.assert_allclose(swapped.strong_win_rate(texts), 1 - original, atol=1e-6)
 
-        with pytest.raises(UnknownModelError, match=r"'math-exprt'.*4 models.*math-expert"):
-            router.set_models("math-exprt", WEAK)
-        assert (router.strong_model, router.weak_model) == (WEAK, STRONG)  # unchanged
-        router.strong_model = "gpt-4o"  # a plain attribute: checked when scoring
-        with pytest.raises(ValueError, match="'gpt-4o' is not one of the 4 models"):
-            router.strong_win_rate(texts)
-        assert issubclass(UnknownModelError, PrefrouteError)
-    finally:
-        router.strong_model, router.weak_model = STRONG, WEAK
-    np.testing.assert_array_equal(router.strong_win_rate(texts), original)
+    with pytest.raises(UnknownModelError, match=r"'math-exprt'.*4 models.*math-expert"):
+        router.retarget("math-exprt", WEAK)
+    swapped.strong_model = "gpt-4o"  # a plain attribute: checked when scoring
+    with pytest.raises(UnknownModelError, match="unknown strong model 'gpt-4o'"):
+        swapped.strong_win_rate(texts)
+    assert issubclass(UnknownModelError, PrefrouteError)
+    np.testing.assert_array_equal(router.strong_win_rate(texts), original)  # unchanged
 
 
 def test_same_seed_same_arrays_other_seed_other_arrays(battles: Battles) -> None:
@@ -204,7 +199,7 @@ def test_fit_refuses_bad_params_and_pairs_it_cannot_learn(battles: Battles) -> N
     with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         MFRouter(epochs=0).fit(battles)
     # The default pair never played here: refused before any training.
-    with pytest.raises(UnknownModelError, match="strong_model 'gpt-4-1106-preview'"):
+    with pytest.raises(UnknownModelError, match="unknown strong model 'gpt-4-1106-preview'"):
         MFRouter(verbose=False).fit(battles)
     with pytest.raises(ValueError, match="no battles"):
         MFRouter(strong_model=STRONG, weak_model=WEAK, **FAST).fit(Battles.empty())

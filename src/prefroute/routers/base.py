@@ -15,6 +15,8 @@ An artifact is a directory::
 
 from __future__ import annotations
 
+import copy
+import difflib
 import inspect
 import json
 from abc import ABC, abstractmethod
@@ -27,7 +29,7 @@ import numpy as np
 
 from prefroute.data.schema import Battles
 from prefroute.embed import Embedder
-from prefroute.errors import ArtifactError, NotFittedError
+from prefroute.errors import ArtifactError, NotFittedError, UnknownModelError
 
 FORMAT_VERSION = 1
 DEFAULT_STRONG = "gpt-4-1106-preview"
@@ -94,6 +96,19 @@ class Router(ABC):
         """The model to call for each prompt: strong where the score reaches ``threshold``."""
         scores = self.strong_win_rate(prompts)
         return np.where(scores >= threshold, self.strong_model, self.weak_model).tolist()
+
+    def retarget(self, strong_model: str, weak_model: str) -> Router:
+        """A copy routing between another pair of models seen in training; no refit.
+
+        The copy shares the learned arrays and saves as an artifact for the new
+        pair. Routers that learn per-model parameters (``models_``) check the pair.
+        """
+        self.check_is_fitted()
+        if hasattr(self, "models_"):
+            check_pair(strong_model, weak_model, self.models_)
+        other = copy.copy(self)
+        other.strong_model, other.weak_model = strong_model, weak_model
+        return other
 
     def threshold_for_share(self, share: float) -> float:
         """The calibrated threshold sending ``share`` (0-1) of calls to the strong model.
@@ -275,6 +290,22 @@ class EmbeddingRouter(Router):
                     "the embedder the router was trained with, or retrain"
                 )
         self.embedder_ = embedder
+
+
+def check_pair(strong: str, weak: str, models: Sequence[str]) -> None:
+    """Refuse a pair a router has learned nothing for, naming the closest known models."""
+    known = set(models)
+    for role, name in (("strong", strong), ("weak", weak)):
+        if name not in known:
+            close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise UnknownModelError(
+                f"unknown {role} model {name!r}: the router has learned {len(models)} "
+                f"models{hint}. Pick one of them (router.models_), or refit on battles "
+                f"that include {name!r}"
+            )
+    if strong == weak:
+        raise ValueError(f"strong and weak model are both {strong!r}; pick two different models")
 
 
 def _package_version() -> str:

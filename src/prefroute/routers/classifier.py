@@ -1,0 +1,140 @@
+"""The paper's BERT classifier, on the packaged all-MiniLM-L6-v2.
+
+A 3-way head (strong wins / tie / weak wins) on the mean-pooled MiniLM encoder,
+fine-tuned on strong-class vs weak-class battles; the score is P(strong wins).
+MiniLM rather than BERT-base: 6 layers of 384 instead of 12 of 768 (about 5x
+fewer FLOPs), it is packaged (no download), and its mean-pooled sentence
+embedding is already a good prompt representation for the head to start from.
+
+Training needs torch and transformers (the ``train`` extra); the fitted encoder
+and head are exported as one ONNX graph, so routing needs onnxruntime and
+tokenizers only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefroute.embed.minilm import _FFN_OUTPUT
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
+from prefroute.routers.onnx_head import (
+    LABELS,
+    TOKENIZER_FILE,
+    Framing,
+    LabelHeadRouter,
+    export_label_model,
+    import_torch,
+    quiet_transformers,
+    train_label_model,
+    train_only,
+)
+
+__all__ = ["ClassifierRouter"]
+
+
+class ClassifierRouter(LabelHeadRouter):
+    """MiniLM + a 3-way head: P(strong wins | prompt).
+
+    ``train_layers``: how many of the encoder's 6 top layers are fine-tuned;
+    ``None`` fine-tunes everything (the paper's full fine-tune), 0 trains the head
+    alone on the frozen sentence embedding (fast, weaker). ``max_examples``
+    distinct prompts (seeded sample), ``epochs``, ``max_length`` prompt tokens,
+    ``batch_size`` and ``lr`` bound the CPU time; ``quantize`` exports int8.
+    ``fit(battles)`` is described on ``LabelHeadRouter``.
+    """
+
+    kind = "classifier"
+    model_file = "classifier.onnx"
+
+    def __init__(
+        self,
+        *,
+        train_layers: int | None = None,
+        max_examples: int | None = 5_000,
+        epochs: int = 1,
+        max_length: int = 128,
+        batch_size: int = 32,
+        lr: float = 1e-4,
+        quantize: bool = False,
+        strong_tiers: Sequence[int] = (1, 2),
+        weak_tiers: Sequence[int] = (3,),
+        strong_model: str = DEFAULT_STRONG,
+        weak_model: str = DEFAULT_WEAK,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            max_examples=max_examples,
+            epochs=epochs,
+            max_length=max_length,
+            batch_size=batch_size,
+            lr=lr,
+            quantize=quantize,
+            strong_tiers=strong_tiers,
+            weak_tiers=weak_tiers,
+            strong_model=strong_model,
+            weak_model=weak_model,
+            random_state=random_state,
+        )
+        self.train_layers = train_layers
+
+    def _train(
+        self, prompts: list[str], targets: np.ndarray, out_dir: Path
+    ) -> tuple[Framing, dict[str, Any]]:
+        import shutil
+
+        from prefroute.embed.minilm import load_tokenizer, mean_pooled
+        from prefroute.embed.paths import packaged_minilm_dir
+
+        torch = import_torch()
+        import transformers
+
+        source = packaged_minilm_dir()
+        shutil.copyfile(source / "tokenizer.json", out_dir / TOKENIZER_FILE)
+        tokenizer = load_tokenizer(out_dir / TOKENIZER_FILE, self.max_length)
+        framing = Framing(
+            prefix_ids=(tokenizer.token_to_id("[CLS]"),),
+            suffix_ids=(tokenizer.token_to_id("[SEP]"),),
+            max_length=int(self.max_length),
+        )
+        ids = framing.encode(tokenizer, prompts)
+
+        seed = 0 if self.random_state is None else int(self.random_state)
+        with torch.random.fork_rng(devices=[]), quiet_transformers():
+            torch.manual_seed(seed)  # the head's initial weights
+            encoder = transformers.AutoModel.from_pretrained(source, attn_implementation="eager")
+            module = _classifier(torch, mean_pooled(torch, encoder), encoder.config.hidden_size)
+        train_only(encoder, encoder.encoder.layer, self.train_layers)
+        info = train_label_model(
+            module,
+            ids,
+            targets,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            random_state=seed,
+            description=f"fine-tuning MiniLM on {len(ids):,} prompts",
+        )
+        info |= export_label_model(
+            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=_FFN_OUTPUT
+        )
+        return framing, {"base_model": "sentence-transformers/all-MiniLM-L6-v2", **info}
+
+
+def _classifier(torch: Any, pooled: Any, dim: int) -> Any:
+    """``pooled(input_ids, attention_mask) -> (n, dim)`` + dropout + a linear 3-way head."""
+
+    class Classifier(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.pooled = pooled
+            self.dropout = torch.nn.Dropout(0.1)
+            self.head = torch.nn.Linear(dim, len(LABELS))
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.head(self.dropout(self.pooled(input_ids, attention_mask)))
+
+    return Classifier()

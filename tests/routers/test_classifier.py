@@ -1,0 +1,198 @@
+"""The MiniLM classifier router: labels, a tiny real fit, scores, artifact, torch-free routing.
+
+The fit is on real shipped prompts with a pattern a classifier can learn:
+MATH prealgebra problems (routerdc-7model) won by the strong model, short
+AlpacaEval chat instructions won by the weak one; held-out prompts of each kind
+must land on their side.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prefroute.data import shipped
+from prefroute.data.schema import Battles
+from prefroute.errors import DataError, NotFittedError
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
+from prefroute.routers.classifier import ClassifierRouter
+from prefroute.routers.onnx_head import preference_labels, soft_targets
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+def math_vs_chat(data_dir: Path, n_train: int = 100, n_test: int = 30) -> dict[str, list[str]]:
+    """Real prompts: MATH prealgebra problems and short AlpacaEval instructions with no
+    digits, split into train and held-out parts (seeded)."""
+    scores = shipped.load_scores(data_dir).frame
+    math = scores.filter(pl.col("dataset") == "routerdc-7model/MATH_prealgebra")["prompt"]
+    chat = shipped.load_judge_preferences(data_dir).filter(
+        (pl.col("prompt").str.len_chars() < 300) & ~pl.col("prompt").str.contains(r"\d")
+    )["prompt"]
+    n = n_train + n_test
+    math_list = math.unique().sort().sample(n, seed=0).to_list()
+    chat_list = chat.unique().sort().sample(n, seed=0).to_list()
+    return {
+        "math": math_list[:n_train],
+        "chat": chat_list[:n_train],
+        "math_test": math_list[n_train:],
+        "chat_test": chat_list[n_train:],
+    }
+
+
+def pair_battles(strong_wins: list[str], weak_wins: list[str]) -> Battles:
+    """Battles of the default pair: the strong model wins the first prompts, the weak the rest."""
+    rows = [(p, "model_a") for p in strong_wins] + [(p, "model_b") for p in weak_wins]
+    return Battles(
+        pl.DataFrame(
+            {
+                "prompt_id": [f"test/{i}" for i in range(len(rows))],
+                "prompt": [p for p, _ in rows],
+                "model_a": DEFAULT_STRONG,
+                "model_b": DEFAULT_WEAK,
+                "winner": [w for _, w in rows],
+                "source": "human",
+                "dataset": "test",
+                "weight": 1.0,
+            }
+        )
+    )
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties half."""
+    diff = positive[:, None] - negative[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+@pytest.fixture(scope="module")
+def prompts(data_dir: Path) -> dict[str, list[str]]:
+    return math_vs_chat(data_dir)
+
+
+@pytest.fixture(scope="module")
+def fitted(prompts: dict[str, list[str]]) -> ClassifierRouter:
+    router = ClassifierRouter(train_layers=2, max_length=32, batch_size=16, lr=3e-4, random_state=0)
+    return router.fit(pair_battles(prompts["math"], prompts["chat"]))
+
+
+@pytest.fixture(scope="module")
+def held_out(prompts: dict[str, list[str]]) -> list[str]:
+    return prompts["math_test"] + prompts["chat_test"]
+
+
+# -- labels (no training) ------------------------------------------------------------------
+
+
+def test_soft_targets_share_weights_per_prompt_and_drop_empty_or_unweighted() -> None:
+    labels = pl.DataFrame(
+        {
+            "prompt": ["b", "a", "a", "a", "", "c"],
+            "label": ["weak", "strong", "tie", "strong", "strong", "tie"],
+            "weight": [1.0, 1.0, 1.0, 2.0, 1.0, 0.0],
+        }
+    )
+    texts, targets = soft_targets(labels)
+    assert texts == ["a", "b"]
+    np.testing.assert_allclose(targets, [[0.75, 0.25, 0.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(DataError, match="label in"):
+        soft_targets(labels.with_columns(label=pl.lit("gpt-4")))
+
+
+def test_pair_battles_label_whatever_the_tiers_and_others_by_tier() -> None:
+    battles = pair_battles(["x", "y"], ["z"])
+    labels = preference_labels(battles)  # 2 models: tiers 1 and 2, yet the pair labels
+    assert sorted(labels.select("prompt", "label").rows()) == [
+        ("x", "strong"),
+        ("y", "strong"),
+        ("z", "weak"),
+    ]
+    swapped = preference_labels(battles, strong_model=DEFAULT_WEAK, weak_model=DEFAULT_STRONG)
+    assert sorted(swapped["label"].to_list()) == ["strong", "weak", "weak"]
+    with pytest.raises(ValueError, match="disjoint"):
+        preference_labels(battles, strong_tiers=(1, 3), weak_tiers=(3,))
+
+
+def test_no_usable_battles_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="strong-class model against a weak-class"):
+        ClassifierRouter().fit(Battles.empty())
+
+
+def test_unfitted_router_refuses() -> None:
+    with pytest.raises(NotFittedError, match="fit"):
+        ClassifierRouter().strong_win_rate(["What is 2 + 2?"])
+
+
+# -- a tiny real fit -------------------------------------------------------------------------
+
+
+def test_held_out_math_scores_above_held_out_chat(fitted, prompts) -> None:
+    math = fitted.strong_win_rate(prompts["math_test"])
+    chat = fitted.strong_win_rate(prompts["chat_test"])
+    assert auc(math, chat) > 0.9
+    assert np.median(math) > 0.5 > np.median(chat)
+    assert fitted.training_["examples"] == 200
+
+
+def test_scores_are_float32_probabilities_and_batching_changes_nothing(fitted, held_out) -> None:
+    scores = fitted.strong_win_rate(held_out)
+    assert scores.dtype == np.float32 and scores.shape == (len(held_out),)
+    assert scores.min() >= 0.0 and scores.max() <= 1.0
+    one_by_one = np.concatenate([fitted.strong_win_rate([p]) for p in held_out])
+    np.testing.assert_allclose(scores, one_by_one, atol=1e-5)
+    probabilities = fitted.label_probabilities(held_out)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(probabilities[:, 0], scores, atol=1e-6)
+    assert fitted.strong_win_rate([]).shape == (0,)
+    routed = fitted.route(held_out, 0.5)
+    assert routed == np.where(scores >= 0.5, DEFAULT_STRONG, DEFAULT_WEAK).tolist()
+
+
+def test_save_load_round_trip_gives_identical_scores(fitted, held_out, tmp_path) -> None:
+    path = fitted.save(tmp_path / "art")
+    assert {p.name for p in path.iterdir()} == {"router.json", "classifier.onnx", "tokenizer.json"}
+    loaded = Router.load(path)
+    assert isinstance(loaded, ClassifierRouter)
+    assert loaded.get_params() == json.loads(json.dumps(fitted.get_params()))
+    np.testing.assert_array_equal(
+        loaded.strong_win_rate(held_out), fitted.strong_win_rate(held_out)
+    )
+    loaded.save(path)  # saving over its own files is fine
+    (path / "classifier.onnx").unlink()
+    with pytest.raises(Exception, match="classifier.onnx is missing"):
+        Router.load(path)
+
+
+def test_routes_in_a_process_without_torch(fitted, held_out, tmp_path) -> None:
+    path = fitted.save(tmp_path / "art")
+    code = (
+        "import json, sys\n"
+        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "from prefroute.routers.base import Router\n"
+        f"router = Router.load({str(path)!r})\n"
+        f"print(json.dumps(router.strong_win_rate({held_out!r}).tolist()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(json.loads(out.stdout), fitted.strong_win_rate(held_out), atol=1e-6)
+
+
+def test_same_seed_same_scores_and_int8_export(prompts, held_out) -> None:
+    battles = pair_battles(prompts["math"][:16], prompts["chat"][:16])
+    params = {"train_layers": 0, "max_length": 32, "batch_size": 16, "lr": 1e-3}
+    first = ClassifierRouter(**params, random_state=3).fit(battles)
+    again = ClassifierRouter(**params, random_state=3).fit(battles)
+    np.testing.assert_array_equal(first.strong_win_rate(held_out), again.strong_win_rate(held_out))
+    int8 = ClassifierRouter(**params, random_state=3, quantize=True).fit(battles)
+    assert int8.training_["precision"] == "int8"
+    scores = int8.strong_win_rate(held_out)
+    one_by_one = np.concatenate([int8.strong_win_rate([p]) for p in held_out])
+    np.testing.assert_array_equal(scores, one_by_one)  # int8 scores one prompt per run
+    assert np.abs(scores - first.strong_win_rate(held_out)).max() < 0.05

@@ -184,15 +184,14 @@ def test_routes_in_a_process_without_torch(fitted, held_out, tmp_path) -> None:
     np.testing.assert_allclose(json.loads(out.stdout), fitted.strong_win_rate(held_out), atol=1e-6)
 
 
-def test_same_seed_same_scores_and_int8_export(prompts, held_out) -> None:
+def test_same_seed_same_scores_and_fp32_export(prompts, held_out, fitted) -> None:
     battles = pair_battles(prompts["math"][:16], prompts["chat"][:16])
-    params = {"train_layers": 0, "max_length": 32, "batch_size": 16, "lr": 1e-3}
+    params = {"train_layers": 0, "max_length": 32, "batch_size": 16, "lr": 1e-3, "quantize": False}
     first = ClassifierRouter(**params, random_state=3).fit(battles)
     again = ClassifierRouter(**params, random_state=3).fit(battles)
-    np.testing.assert_array_equal(first.strong_win_rate(held_out), again.strong_win_rate(held_out))
-    int8 = ClassifierRouter(**params, random_state=3, quantize=True).fit(battles)
-    assert int8.training_["precision"] == "int8"
-    scores = int8.strong_win_rate(held_out)
-    one_by_one = np.concatenate([int8.strong_win_rate([p]) for p in held_out])
-    np.testing.assert_array_equal(scores, one_by_one)  # int8 scores one prompt per run
-    assert np.abs(scores - first.strong_win_rate(held_out)).max() < 0.05
+    scores = first.strong_win_rate(held_out)
+    np.testing.assert_array_equal(scores, again.strong_win_rate(held_out))
+    assert first.training_["precision"] == "fp32" and fitted.training_["precision"] == "int8"
+    # fp32 batches prompts (padded to the longest in the batch): still as one by one
+    one_by_one = np.concatenate([first.strong_win_rate([p]) for p in held_out])
+    np.testing.assert_allclose(scores, one_by_one, atol=1e-5)

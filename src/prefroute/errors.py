@@ -8,6 +8,7 @@
     ├── UnknownModelError (ValueError)  a model name the router has nothing learned for
     ├── ArtifactError (ValueError)      a router artifact is missing, of another format
     │                                   version, or made with another embedder
+    ├── EvalError (ValueError)          an evaluation that cannot be computed as asked
     └── NotFittedError (ValueError, AttributeError)
 
 Callers catch ``PrefrouteError``; the leaf says what failed. Each leaf also
@@ -94,3 +95,8 @@ class ArtifactError(PrefrouteError, ValueError):
 
 class NotFittedError(PrefrouteError, ValueError, AttributeError):
     """A method that needs a fitted estimator was called before ``fit``."""
+
+
+class EvalError(PrefrouteError, ValueError):
+    """An evaluation that cannot be computed as asked: an unknown benchmark, no
+    prompts left to score, or two models of equal mean quality (PGR undefined)."""

@@ -17,7 +17,7 @@ from prefroute.data.schema import Battles
 from prefroute.data.shipped import load_judge_preferences, load_scores
 from prefroute.errors import PrefrouteError, UnknownModelError
 from prefroute.routers.base import Router
-from prefroute.routers.mf import MFRouter
+from prefroute.routers.mf import MFRouter, length_features
 
 pytest.importorskip("torch")
 
@@ -121,7 +121,7 @@ def test_scores_are_float32_probabilities_and_batch_equals_one_by_one(
 
 def test_matches_the_paper_formula(router: MFRouter, held_out) -> None:
     """The served shortcut gᵀv_q + c equals σ(w2ᵀ((v_s - v_w) ⊙ (W1ᵀv_q + b)))."""
-    x = router.embed(held_out[0]).astype(np.float64)
+    x = np.hstack([router.embed(held_out[0]), length_features(held_out[0])]).astype(np.float64)
     index = {m: i for i, m in enumerate(router.models_)}
     v = router.model_vecs_.astype(np.float64)
     proj = x @ router.w1_ + router.b_
@@ -210,3 +210,16 @@ def test_drop_ties_trains_on_wins_only(battles: Battles, held_out) -> None:
     router.fit(battles)
     assert router.n_battles_ == (battles.frame["winner"] != "tie").sum()
     assert _auc(router.strong_win_rate(held_out[0]), held_out[1]) > 0.9
+
+
+def test_length_features_are_log_lengths() -> None:
+    feats = length_features(["", "two words"])
+    np.testing.assert_allclose(feats[0], [0.0, 0.0])
+    np.testing.assert_allclose(feats[1], [np.log1p(9) / 8, np.log1p(2) / 6], rtol=1e-6)
+
+
+def test_load_refuses_weights_that_do_not_fit_the_inputs(router: MFRouter, tmp_path: Path) -> None:
+    path = router.save(tmp_path / "mf")
+    Router.update_config(path, params={**router.get_params(), "length_features": False})
+    with pytest.raises(PrefrouteError, match="W1 takes"):
+        Router.load(path)

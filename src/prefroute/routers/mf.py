@@ -45,7 +45,9 @@ class MFRouter(EmbeddingRouter):
     paper's 3e-4); ``weight_decay`` Adam's L2 penalty: 0 suits the shipped
     recipe (1e-3 already underfits it), while a few hundred prompts of your own
     want about 1e-2, or the router memorises them. ``tie_handling`` is one of
-    ``TIE_HANDLING``. ``verbose`` draws a progress bar on stderr.
+    ``TIE_HANDLING``. ``length_features`` appends the prompt's log length in
+    characters and words to its embedding (see ``length_features``).
+    ``verbose`` draws a progress bar on stderr.
 
     ``batch_size`` counts battles per optimiser step; batches are whole prompts
     (every battle of a prompt in one step), because the shipped battles repeat
@@ -68,6 +70,7 @@ class MFRouter(EmbeddingRouter):
         batch_size: int = 8192,
         weight_decay: float = 0.0,
         tie_handling: str = "half",
+        length_features: bool = True,
         embedder: str = "static",
         strong_model: str = DEFAULT_STRONG,
         weak_model: str = DEFAULT_WEAK,
@@ -86,6 +89,7 @@ class MFRouter(EmbeddingRouter):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.tie_handling = tie_handling
+        self.length_features = length_features
         self.verbose = verbose
 
     @property
@@ -105,7 +109,7 @@ class MFRouter(EmbeddingRouter):
         check_pair(self.strong_model, self.weak_model, data.models)
         started = time.perf_counter()
         embedder = self._fit_embedder()
-        vectors = embedder.encode(data.prompts)
+        vectors = self._features(embedder.encode(data.prompts), data.prompts)
         learned = _train(
             vectors,
             data,
@@ -155,8 +159,14 @@ class MFRouter(EmbeddingRouter):
         g, c = self._pair()
         # A row-wise sum rather than a BLAS matvec: the same prompt gets the same
         # bits in a batch of one or of thousands (gemv's blocking depends on n).
-        logits = (self.embed(prompts) * g).sum(axis=1, dtype=np.float64) + c
+        inputs = self._features(self.embed(prompts), prompts)
+        logits = (inputs * g).sum(axis=1, dtype=np.float64) + c
         return (0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.float32)
+
+    def _features(self, vectors: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
+        if not self.length_features:
+            return vectors
+        return np.hstack([vectors, length_features(prompts)])
 
     def _pair(self) -> tuple[np.ndarray, float]:
         """(g, c) with δ(strong) − δ(weak) = gᵀ v_q + c, cached per pair.
@@ -204,6 +214,25 @@ class MFRouter(EmbeddingRouter):
                 f"{root}: {self.model_vecs_.shape[0]} model vectors but {len(self.models_)} "
                 "model names; the artifact is damaged"
             )
+        inputs = self.embedder_.dim + (2 if self.length_features else 0)
+        if self.w1_.shape[0] != inputs:
+            raise ArtifactError(
+                f"{root}: W1 takes {self.w1_.shape[0]} inputs, but the embedder gives "
+                f"{self.embedder_.dim} (length_features={self.length_features}); "
+                "the artifact is damaged"
+            )
+
+
+def length_features(prompts: Sequence[str]) -> np.ndarray:
+    """``(n, 2)`` float32: log(1 + characters) / 8 and log(1 + words) / 6, about [0, 1.5].
+
+    Embeddings are L2-normalised mean pools, so they cannot tell a one-line
+    question from a page-long problem; length alone routes MMLU and GSM8K
+    better than chance (../shared/REFERENCE.md), so MF gets it as two inputs.
+    """
+    chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
+    words = np.fromiter((len(p.split()) for p in prompts), dtype=np.float64, count=len(prompts))
+    return np.stack([np.log1p(chars) / 8, np.log1p(words) / 6], axis=1).astype(np.float32)
 
 
 # -------------------------------------------------------------- internals

@@ -9,7 +9,13 @@ import pytest
 
 from prefroute.data import shipped
 from prefroute.data.decontam import normalise_prompt
-from prefroute.data.recipe import GOLD_SLICE_DATASET, LABELS, TrainingSet, training_set
+from prefroute.data.recipe import (
+    GOLD_SLICE_DATASET,
+    GOLD_SLICE_WEIGHT,
+    LABELS,
+    TrainingSet,
+    training_set,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +39,7 @@ def test_gold_slice_is_seeded_and_labelled_for_the_pair(
     assert all(i.startswith("mmlu/") for i in recipe.gold_slice_ids)
     gold = recipe.battles.frame.filter(pl.col("dataset") == GOLD_SLICE_DATASET)
     assert gold.height == 300  # one battle per question: the pair
+    assert gold["weight"].unique().to_list() == [GOLD_SLICE_WEIGHT]
     assert set(gold["model_a"]) | set(gold["model_b"]) == {
         "gpt-4-1106-preview",
         "mixtral-8x7b-instruct-v0.1",
@@ -45,7 +52,7 @@ def test_gold_slice_is_seeded_and_labelled_for_the_pair(
 def test_source_weights_scale_and_zero_drops(recipe: TrainingSet, data_dir: Path) -> None:
     judge = recipe.battles.frame.filter(pl.col("source") == "judge")
     assert judge.height and judge["weight"].max() <= 0.5
-    no_judge = training_set(data_dir, source_weights={"judge": 0.0})
+    no_judge = training_set(data_dir)  # judge labels are off by default
     assert "judge" not in no_judge.battles.frame["source"].cast(pl.String).unique().to_list()
     with pytest.raises(ValueError, match="unknown label sources"):
         training_set(data_dir, source_weights={"crowd": 1.0})

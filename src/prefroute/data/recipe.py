@@ -27,6 +27,17 @@ from prefroute.data.tiers import rating_table
 from prefroute.embed import Embedder
 
 GOLD_SLICE_DATASET = "routellm-evals/mmlu-gold-slice"
+GOLD_SLICE_WEIGHT = 20.0
+"""Weight of each gold-slice battle. They are the only rows labelled for the
+strong/weak pair itself; at weight 1 their 1,500 rows vanish among ~2.6M and MF
+learns the pair's difference from other models' data. At 20, APGR for the pair
+on held-out RouterBench questions (ARC, MBPP, Winogrande; not an eval set) rose
+from 0.46 to 0.56 (`benchmarks/paper_table.py` shows the benchmark side)."""
+DEFAULT_SOURCE_WEIGHTS: dict[str, float] = {"human": 1.0, "judge": 0.0, "golden": 1.0}
+"""Judge labels are off by default: ~90% of them are AlpacaEval's, 805 prompts
+whose labels favour long open-ended answers; with them MF routed MT-Bench below
+random (APGR 0.35 vs 0.72 without), as ../shared/REFERENCE.md's probe also found.
+Pass ``source_weights={"judge": 1.0}`` to use them."""
 LABELS = ("strong", "tie", "weak")
 
 
@@ -95,6 +106,7 @@ def training_set(
     strong_model: str = "gpt-4-1106-preview",
     weak_model: str = "mixtral-8x7b-instruct-v0.1",
     mmlu_gold_slice: int = 0,
+    gold_slice_weight: float = GOLD_SLICE_WEIGHT,
     n_tiers: int = 10,
     embedder: Embedder | None = None,
     random_state: int = 0,
@@ -102,12 +114,13 @@ def training_set(
     """Collect, decontaminate, weight, optionally add the MMLU gold slice, and tier.
 
     ``source_weights`` multiplies each battle's weight by its label source
-    (default 1 each; 0 drops the source). ``mmlu_gold_slice`` > 0 adds that
-    many MMLU questions (seeded by ``random_state``) as golden battles between
-    ``strong_model`` and ``weak_model``; they are eval questions, so they must be
-    left out of the MMLU evaluation: ``gold_slice_ids`` lists them.
+    (``DEFAULT_SOURCE_WEIGHTS`` for those not given; 0 drops the source).
+    ``mmlu_gold_slice`` > 0 adds that many MMLU questions (seeded by
+    ``random_state``) as golden battles between ``strong_model`` and
+    ``weak_model``, each weighing ``gold_slice_weight``; they are eval questions,
+    so they must be left out of the MMLU evaluation: ``gold_slice_ids`` lists them.
     """
-    weights = {source: 1.0 for source in SOURCES} | dict(source_weights or {})
+    weights = DEFAULT_SOURCE_WEIGHTS | dict(source_weights or {})
     unknown = sorted(set(weights) - set(SOURCES))
     if unknown:
         raise ValueError(f"unknown label sources {unknown}; expected some of {list(SOURCES)}")
@@ -120,7 +133,7 @@ def training_set(
         gold, slice_ids = _mmlu_gold_slice(
             resolve_data_dir(data_dir), mmlu_gold_slice, (strong_model, weak_model), random_state
         )
-        parts.append(gold)
+        parts.append(Battles(gold.frame.with_columns(weight=pl.col("weight") * gold_slice_weight)))
     battles = Battles.concat(parts)
     battles = Battles(
         battles.frame.with_columns(

@@ -284,19 +284,30 @@ def quickstart(
     out: Annotated[
         Path, typer.Option("--out", help="Where to write the router artifact.", file_okay=False)
     ] = Path("prefroute-out/mf"),
+    plot: Annotated[
+        Path, typer.Option("--plot", help="Where to write the evaluation plot.", dir_okay=False)
+    ] = Path("prefroute-out/eval.png"),
 ) -> None:
-    """The main job on the shipped data: summarise it, train, calibrate and try the MF router."""
+    """The main job on the shipped data: train, calibrate and evaluate the default router.
+
+    Summarises the decontaminated training data, trains MF on it, calibrates it
+    on real Arena prompts, evaluates it on MT-Bench, MMLU and GSM8K (table and
+    PNG) and prints how to route and serve with it.
+    """
     from prefroute.data.recipe import training_set
-    from prefroute.data.stats import render, summarize_collected
+    from prefroute.data.stats import render as render_data
+    from prefroute.data.stats import summarize_collected
+    from prefroute.evals.evaluate import evaluate_artifacts
+    from prefroute.evals.report import render as render_eval
+    from prefroute.evals.report import write_plot
+    from prefroute.routers.base import Router
     from prefroute.training import describe, train_router
 
     with console.status("collecting and decontaminating the shipped data"):
         data = training_set(data_dir, mmlu_gold_slice=1500)
-    render(summarize_collected(data.collected), console)
+    render_data(summarize_collected(data.collected), console)
     describe(data, console)
     artifact = train_router("mf", out, data_dir=data_dir, data=data, console=console)
-
-    from prefroute.routers.base import Router
 
     router = Router.load(artifact)
     examples = [
@@ -307,7 +318,14 @@ def quickstart(
     for prompt, score in zip(examples, router.strong_win_rate(examples).tolist(), strict=True):
         model = router.strong_model if score >= threshold else router.weak_model
         console.print(f"{score:.3f} -> {model}: {prompt}", highlight=False)
+
+    results = evaluate_artifacts([artifact], data_dir=data_dir, console=console)
+    render_eval(results, console)
+    console.print(f"wrote {write_plot(results, plot)}")
     console.print(
-        f"router saved to {artifact}. Route a file: prefroute route {artifact} prompts.txt "
-        "--strong-share 0.3"
+        f"router saved to {artifact}.\n"
+        f"  route a file:  prefroute route {artifact} prompts.txt --strong-share 0.3\n"
+        f"  serve it:      prefroute serve {artifact} --strong-base-url URL --weak-base-url URL\n"
+        "                 then call model='router-mf@30%' with any OpenAI client",
+        highlight=False,
     )

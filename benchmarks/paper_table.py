@@ -19,15 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from embed import machine  # benchmarks/embed.py, this script's directory is on sys.path
 from rich.console import Console
 
 from prefroute.data.recipe import training_set
 from prefroute.errors import PrefrouteError
-from prefroute.evals.evaluate import EvalResults, evaluate_artifacts
+from prefroute.evals.benchmarks import BENCHMARKS, EvalSet, benchmark
+from prefroute.evals.evaluate import EvalResults, evaluate, load_artifacts
 from prefroute.evals.metrics import Curve
 from prefroute.evals.report import write_plot
 from prefroute.training import describe, train_router
@@ -67,6 +70,12 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--mmlu-sample",
+        type=int,
+        default=None,
+        help="evaluate on a seeded sample of this many MMLU questions (for slow routers)",
+    )
     args = parser.parse_args()
     console = Console(stderr=True)
     kinds = [k for k in args.kinds.split(",") if k]
@@ -96,7 +105,11 @@ def main() -> None:
                 runs[kind, variant] = str(error).split(";")[0]
 
     trained = {key: path for key, path in runs.items() if isinstance(path, Path)}
-    results = evaluate_artifacts(list(trained.values()), data_dir=args.data_dir, console=console)
+    routers, slice_ids = load_artifacts(list(trained.values()))
+    sets = [benchmark(name, args.data_dir, exclude_ids=slice_ids) for name in BENCHMARKS]
+    if args.mmlu_sample:
+        sets = [_sample(s, args.mmlu_sample) if s.name == "mmlu" else s for s in sets]
+    results = evaluate(routers, sets, console=console)
     minutes = (time.perf_counter() - started) / 60
     print(f"`python benchmarks/paper_table.py --kinds {args.kinds} --breakdown {args.breakdown}`")
     print(f"\n{where}; started {started_at}; {minutes:.0f} min in all.\n")
@@ -104,9 +117,19 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     if args.plot:
-        default = [path for (_, variant), path in trained.items() if variant == DEFAULT]
-        shown = evaluate_artifacts(default, data_dir=args.data_dir)
-        console.print(f"wrote {write_plot(shown, args.plot)}")
+        default = {label for label, (_, variant) in zip(routers, trained, strict=True)
+                   if variant == DEFAULT}  # fmt: skip
+        shown = [replace(s, routers=tuple(r for r in s.routers if r.label in default))
+                 for s in results.sets]  # fmt: skip
+        console.print(f"wrote {write_plot(replace(results, sets=tuple(shown)), args.plot)}")
+
+
+def _sample(eval_set: EvalSet, size: int) -> EvalSet:
+    """A seeded sample of ``size`` prompts; the rest counted as dropped (not sampled)."""
+    rng = np.random.default_rng(0)
+    ids = np.array(eval_set.prompt_ids)
+    keep = set(rng.choice(ids, min(size, len(ids)), replace=False).tolist())
+    return eval_set.without([i for i in ids if i not in keep], "not in the sample")
 
 
 def table(

@@ -3,12 +3,14 @@ decontaminated recipe, evaluated on MT-Bench, MMLU and GSM8K, beside the paper.
 
     python benchmarks/paper_table.py [--kinds random,sw_ranking,mf,classifier,causal_llm]
         [--breakdown mf,sw_ranking] [--out-dir DIR] [--plot eval.png] [--json eval.json]
+        [--mmlu-sample N]
 
 Each kind trains with ``train_router`` on the default recipe (``training_set``
 with its default source weights and the seeded 1,500-question MMLU gold slice);
 the kinds in ``--breakdown`` also train on each training-data variant the paper
 compares (its Arena-only vs augmented rows): human battles only, + judge labels,
-+ golden labels, and everything at weight 1. All artifacts are then evaluated
++ golden labels, and everything, each row at weight 1 (the default recipe
+leaves judge labels out and weighs the gold slice 20). All artifacts are then evaluated
 together, so MMLU leaves out the gold slice for every row alike. Prints one
 markdown table (APGR, CPT(50%), CPT(80%) per benchmark) with the paper's best
 rows under it, and writes the PNG of the default-recipe routers.
@@ -22,6 +24,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from embed import machine  # benchmarks/embed.py, this script's directory is on sys.path
@@ -37,14 +40,17 @@ from prefroute.training import describe, train_router
 
 GOLD_SLICE = 1500
 DEFAULT = "default"
-VARIANTS: dict[str, dict[str, float]] = {
+VARIANTS: dict[str, dict[str, Any]] = {
     DEFAULT: {},
-    "human": {"human": 1.0, "judge": 0.0, "golden": 0.0},
-    "human+judge": {"human": 1.0, "judge": 1.0, "golden": 0.0},
-    "human+golden": {"human": 1.0, "judge": 0.0, "golden": 1.0},
-    "all (weight 1)": {"human": 1.0, "judge": 1.0, "golden": 1.0},
-}
-"""Training-data variants: label-source weights over the recipe (``{}``: its defaults)."""
+    "human": {"source_weights": {"human": 1.0, "judge": 0.0, "golden": 0.0}},
+    "human+judge": {"source_weights": {"human": 1.0, "judge": 1.0, "golden": 0.0}},
+    "human+golden": {"source_weights": {"human": 1.0, "judge": 0.0, "golden": 1.0},
+                     "gold_slice_weight": 1.0},
+    "all (weight 1)": {"source_weights": {"human": 1.0, "judge": 1.0, "golden": 1.0},
+                       "gold_slice_weight": 1.0},
+}  # fmt: skip
+"""Training-data variants: ``training_set`` arguments over the recipe's defaults
+(human + golden, gold slice weighing 20); the others weigh every row 1."""
 PAPER: tuple[tuple[str, str, dict[str, tuple[float, float, float]]], ...] = (
     ("mf", "Arena + D_judge / D_gold", {
         "mt-bench": (0.134, 0.313, 0.802), "mmlu": (0.355, 0.714, 0.597),
@@ -85,14 +91,12 @@ def main() -> None:
     where = machine()
 
     runs: dict[tuple[str, str], Path | str] = {}
-    for variant, weights in VARIANTS.items():
+    for variant, recipe in VARIANTS.items():
         todo = kinds if variant == DEFAULT else [k for k in breakdown if k in kinds]
         if not todo:
             continue
         console.rule(f"training data: {variant}")
-        data = training_set(
-            args.data_dir, source_weights=weights, mmlu_gold_slice=GOLD_SLICE, random_state=0
-        )
+        data = training_set(args.data_dir, mmlu_gold_slice=GOLD_SLICE, random_state=0, **recipe)
         describe(data, console)
         for kind in todo:
             out = args.out_dir / _slug(variant) / kind

@@ -11,4 +11,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["PrefrouteError", "__version__"]
+__all__ = ["AsyncClient", "Client", "PrefrouteError", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """``Client`` and ``AsyncClient`` on first use: they import ``openai`` (the serve extra)."""
+    if name in ("Client", "AsyncClient"):
+        from prefroute import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'prefroute' has no attribute {name!r}")

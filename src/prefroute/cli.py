@@ -329,3 +329,61 @@ def quickstart(
         "                 then call model='router-mf@30%' with any OpenAI client",
         highlight=False,
     )
+
+
+@app.command()
+@reports_errors
+def serve(
+    routers: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Router artifact directories, one per kind.", exists=True, file_okay=False
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="TOML settings; flags override it.", exists=True, dir_okay=False
+        ),
+    ] = None,
+    strong_model: Annotated[
+        str | None, typer.Option(help="Strong upstream model id (default: the artifact's).")
+    ] = None,
+    strong_base_url: Annotated[
+        str | None, typer.Option(help="Strong upstream base URL (default: OpenAI's).")
+    ] = None,
+    weak_model: Annotated[
+        str | None, typer.Option(help="Weak upstream model id (default: the artifact's).")
+    ] = None,
+    weak_base_url: Annotated[
+        str | None, typer.Option(help="Weak upstream base URL (default: OpenAI's).")
+    ] = None,
+    upstream_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding both upstreams' API key.")
+    ] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-key", help="Key clients must send (repeatable; else $PREFROUTE_API_KEYS)."
+        ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8000].")] = None,
+) -> None:
+    """Serve routers behind an OpenAI-compatible API: POST /v1/chat/completions."""
+    from prefroute.serve.app import run
+    from prefroute.serve.config import load_settings
+
+    def upstream(model: str | None, base_url: str | None) -> dict[str, str]:
+        given = {"model": model, "base_url": base_url, "api_key_env": upstream_key_env}
+        return {k: v for k, v in given.items() if v is not None}
+
+    flags = {
+        "routers": [str(r) for r in routers or ()],
+        "strong": upstream(strong_model, strong_base_url),
+        "weak": upstream(weak_model, weak_base_url),
+        "api_keys": api_key,
+        "host": host,
+        "port": port,
+    }
+    run(load_settings(config, {k: v for k, v in flags.items() if v}))

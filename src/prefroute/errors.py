@@ -9,7 +9,15 @@
     ├── ArtifactError (ValueError)      a router artifact is missing, of another format
     │                                   version, or made with another embedder
     ├── EvalError (ValueError)          an evaluation that cannot be computed as asked
-    └── NotFittedError (ValueError, AttributeError)
+    ├── NotFittedError (ValueError, AttributeError)
+    ├── ConfigError (ValueError)        a serve setting that cannot work: file or flag, field
+    └── ServeError                      one HTTP request failed; carries OpenAI's error body
+        ├── InvalidRequestError (ValueError)       400: bad body or model name, names the field
+        ├── RequestTooLargeError (ValueError)      413: body over the size limit
+        ├── AuthenticationError (PermissionError)  401: missing or unknown API key
+        ├── OverloadedError (RuntimeError)         503: every slot and queue place taken
+        └── UpstreamError (ConnectionError)        502: upstreams failed after retries, fallback
+            └── UpstreamTimeoutError (TimeoutError)  504: ... and the last attempt timed out
 
 Callers catch ``PrefrouteError``; the leaf says what failed. Each leaf also
 subclasses a builtin so ``except ValueError`` keeps working.
@@ -100,3 +108,79 @@ class NotFittedError(PrefrouteError, ValueError, AttributeError):
 class EvalError(PrefrouteError, ValueError):
     """An evaluation that cannot be computed as asked: an unknown benchmark, no
     prompts left to score, or two models of equal mean quality (PGR undefined)."""
+
+
+class ConfigError(PrefrouteError, ValueError):
+    """A serve setting that cannot work; the message names the file or flag and the field."""
+
+
+class ServeError(PrefrouteError):
+    """A request the server answers with an error; the fields make OpenAI's error body.
+
+    OpenAI SDKs read ``error.message``, ``type``, ``param`` and ``code``: keeping
+    that shape lets existing client code handle prefroute's errors unchanged.
+    """
+
+    status = 500
+    type = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        if status is not None:  # e.g. 404 or 405 for a request the routes do not take
+            self.status = status
+
+    def body(self) -> dict[str, dict[str, str | None]]:
+        """``{"error": {"message", "type", "param", "code"}}``, as OpenAI sends it."""
+        error = {"message": self.message, "type": self.type, "param": self.param}
+        return {"error": {**error, "code": self.code}}
+
+
+class InvalidRequestError(ServeError, ValueError):
+    """The request body or the model name is wrong; ``param`` names the field."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class RequestTooLargeError(ServeError, ValueError):
+    """The body is over the server's size limit."""
+
+    status = 413
+    type = "invalid_request_error"
+
+
+class AuthenticationError(ServeError, PermissionError):
+    """No API key, or one the server does not know; the key itself is never repeated."""
+
+    status = 401
+    type = "invalid_request_error"
+
+
+class OverloadedError(ServeError, RuntimeError):
+    """Every concurrency slot and queue place is taken; the client should retry shortly."""
+
+    status = 503
+    type = "server_error"
+
+
+class UpstreamError(ServeError, ConnectionError):
+    """The upstream models failed (connect error or 5xx) after retries and fallback."""
+
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamTimeoutError(UpstreamError, TimeoutError):
+    """As ``UpstreamError``, and the last attempt timed out."""
+
+    status = 504

@@ -1,0 +1,350 @@
+"""What ``prefroute serve`` adds to a request: the same load sent straight to an
+upstream and through the server, in one run.
+
+    python benchmarks/server_load.py [--router DIR] [--requests 10000] [--concurrency 64]
+        [--delay 0.05] [--stream-share 0.5] [--routing inline,thread] [--seed 0]
+
+Three processes: the fake OpenAI upstream (``prefroute.serve.fake_upstream``,
+a fixed ``--delay`` before each answer), ``prefroute serve`` with an MF router
+(``--router DIR``, else one trained here on the shipped recipe, ~1 min), and
+this load generator: ``--concurrency`` clients on keep-alive connections send
+``--requests`` chat completions, ``--stream-share`` of them streaming, with
+real Chatbot Arena prompts routed at the calibrated 50% share. The generator
+speaks raw HTTP/1.1 over asyncio so that it takes as little of the machine's
+CPU as possible from the two processes measured.
+
+Rows: ``direct`` (to the upstream) and one per ``--routing`` mode of the
+server (``inline`` on the event loop, ``thread`` in the threadpool). Latency
+is request sent to last byte; *added* is a row's percentile minus the direct
+row's. An error is a non-200 answer or an incomplete one (a stream without
+``[DONE]``); *lost* is a request that got no answer at all. Peak RSS is the
+server's ``VmHWM``. Each row runs after a warm-up of ``--warmup`` requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from embed import machine  # benchmarks/embed.py, this script's directory is on sys.path
+
+TARGETS = {"added p50 ms": 3.0, "added p99 ms": 15.0, "peak RSS MB": 400.0}
+
+
+@dataclass
+class Result:
+    name: str
+    latencies: np.ndarray  # seconds, answered requests
+    errors: int
+    lost: int
+    wall: float
+    rss_mb: float | None = None
+    routing_us: float | None = None
+    cpu_ms: float | None = None  # CPU per request of the process answering
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; just enough protocol for this load."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {
+            k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+        }
+        if "content-length" in headers:
+            content = await self.reader.readexactly(int(headers["content-length"]))
+        else:  # chunked (streams)
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                parts.append((await self.reader.readexactly(size + 2))[:-2])
+                if size == 0:
+                    break
+            content = b"".join(parts)
+        if headers.get("connection") == "close":
+            self.writer.close()
+        return status, content
+
+
+def complete(status: int, content: bytes, stream: bool) -> bool:
+    if status != 200:
+        return False
+    if stream:
+        return content.rstrip().endswith(b"data: [DONE]") and b'"error"' not in content
+    return b'"choices"' in content
+
+
+async def load(
+    port: int, bodies: list[tuple[bytes, bool]], concurrency: int
+) -> tuple[list[float], int, int, float]:
+    """Send every body once from ``concurrency`` clients; (latencies, errors, lost, wall)."""
+    latencies: list[float] = []
+    errors = lost = 0
+    queue = iter(bodies)
+
+    async def client() -> None:
+        nonlocal errors, lost
+        conn = Connection("127.0.0.1", port)
+        for body, stream in queue:
+            start = time.perf_counter()
+            try:
+                status, content = await asyncio.wait_for(
+                    conn.post("/v1/chat/completions", body), 60
+                )
+            except (OSError, asyncio.IncompleteReadError, TimeoutError):
+                lost += 1
+                conn.writer = None
+                continue
+            latencies.append(time.perf_counter() - start)
+            errors += not complete(status, content, stream)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return latencies, errors, lost, time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on port {port} within {timeout:.0f} s")
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def routing_mean_us(port: int) -> float | None:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    total = re.search(r"^prefroute_routing_seconds_sum (\S+)", text, re.M)
+    count = re.search(r"^prefroute_routing_seconds_count (\S+)", text, re.M)
+    if not (total and count) or float(count.group(1)) == 0:
+        return None
+    return float(total.group(1)) / float(count.group(1)) * 1e6
+
+
+def bodies_for(prompts: list[str], model: str, n: int, stream_share: float, seed: int):
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        stream = rng.random() < stream_share
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompts[i % len(prompts)]}],
+            "max_tokens": 64,
+        }
+        if stream:
+            body["stream"] = True
+        out.append((json.dumps(body).encode(), stream))
+    return out
+
+
+def run_row(name: str, port: int, bodies, warmup, concurrency, pid: int) -> Result:
+    """Warm up, then the measured load; ``pid``'s CPU time is counted per request."""
+    try:  # the load generator's own overhead is noise in every row: keep it small
+        from uvloop import run
+    except ImportError:
+        run = asyncio.run
+    run(load(port, bodies[:warmup], concurrency))
+    cpu_before = cpu_seconds(pid)
+    latencies, errors, lost, wall = run(load(port, bodies[warmup:], concurrency))
+    cpu_after = cpu_seconds(pid)
+    result = Result(name, np.asarray(latencies), errors, lost, wall)
+    if cpu_before is not None and cpu_after is not None:
+        result.cpu_ms = (cpu_after - cpu_before) / (len(bodies) - warmup) * 1000
+    return result
+
+
+def table(results: list[Result], direct: Result) -> str:
+    lines = [
+        "| path | requests | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| errors | lost | server peak RSS MB | routing mean µs | CPU ms/request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        n = len(r.latencies) + r.lost
+        added = (
+            ("–", "–")
+            if r is direct
+            else (f"{r.pct(50) - direct.pct(50):.2f}", f"{r.pct(99) - direct.pct(99):.2f}")
+        )
+        rss = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "–"
+        routing = f"{r.routing_us:.0f}" if r.routing_us is not None else "–"
+        cpu = f"{r.cpu_ms:.2f}" if r.cpu_ms is not None else "–"
+        lines.append(
+            f"| {r.name} | {n:,} | {n / r.wall:,.0f} | {r.pct(50):.2f} | {r.pct(99):.2f} "
+            f"| {added[0]} | {added[1]} | {r.errors} | {r.lost} | {rss} | {routing} | {cpu} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--router", type=Path, help="MF artifact (default: train one, ~1 min)")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--delay", type=float, default=0.05, help="upstream delay, s")
+    parser.add_argument("--stream-share", type=float, default=0.5)
+    parser.add_argument("--routing", default="inline,thread", help="server routing modes")
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    command = "python benchmarks/server_load.py " + shlex.join(sys.argv[1:])
+
+    from prefroute.data.registry import data_dir
+    from prefroute.data.shipped import arena_prompts
+
+    prompts = arena_prompts(data_dir())
+    random.Random(args.seed).shuffle(prompts)
+    tmp = Path(tempfile.mkdtemp(prefix="prefroute-load-"))
+    router = args.router
+    if router is None:
+        from prefroute.training import train_router
+
+        router = train_router("mf", tmp / "router-mf", random_state=args.seed)
+    print(f"machine: {machine()}", file=sys.stderr)
+
+    total = args.warmup + args.requests
+    procs: list[subprocess.Popen] = []
+    try:
+        up_port = free_port()
+        upstream = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefroute.serve.fake_upstream",
+                "--port",
+                str(up_port),
+                "--delay",
+                str(args.delay),
+            ]  # fmt: skip
+        )
+        procs.append(upstream)
+        wait_for_port(up_port, upstream, "the fake upstream")
+        direct_bodies = bodies_for(
+            prompts, "gpt-4-1106-preview", total, args.stream_share, args.seed
+        )
+        direct = run_row(
+            "direct to upstream", up_port, direct_bodies, args.warmup, args.concurrency,
+            upstream.pid,
+        )  # fmt: skip
+        results = [direct]
+        routed = bodies_for(prompts, "router-mf@50%", total, args.stream_share, args.seed)
+        for mode in args.routing.split(","):
+            port = free_port()
+            config = tmp / f"{mode}.toml"
+            config.write_text(
+                f'routing = "{mode}"\n'
+                f'[strong]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
+                f'[weak]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
+            )
+            log = (tmp / f"server-{mode}.log").open("w")
+            server = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("prefroute")),
+                    "serve",
+                    str(router),
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(port),
+                ],  # fmt: skip
+                stdout=log,
+                stderr=log,
+            )
+            procs.append(server)
+            wait_for_port(port, server, "prefroute serve")
+            row = run_row(
+                f"through prefroute serve (routing {mode})", port, routed, args.warmup,
+                args.concurrency, server.pid,
+            )  # fmt: skip
+            row.rss_mb = peak_rss_mb(server.pid)
+            row.routing_us = routing_mean_us(port)
+            server.terminate()
+            server.wait(timeout=60)
+            results.append(row)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+    print(f"Command: `{command}`  ")
+    print(f"Machine: {machine()}  ")
+    print(
+        f"Load: {args.requests:,} requests after {args.warmup} warm-up, {args.concurrency} "
+        f"concurrent keep-alive clients, {args.stream_share:.0%} streaming, upstream delay "
+        f"{args.delay * 1000:.0f} ms, real Arena prompts at router-mf@50%; seed {args.seed}; "
+        f"server and upstream are separate processes on the same machine.\n"
+    )
+    print(table(results, direct))
+    through = results[1:]
+    if through:
+        best = min(through, key=lambda r: r.pct(50))
+        print(
+            f"\nTargets: added p50 ≤ {TARGETS['added p50 ms']:g} ms, p99 ≤ "
+            f"{TARGETS['added p99 ms']:g} ms, 0 errors, 0 lost, RSS ≤ "
+            f"{TARGETS['peak RSS MB']:g} MB. Lowest added p50: {best.name}."
+        )
+
+
+if __name__ == "__main__":
+    main()

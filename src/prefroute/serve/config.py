@@ -1,0 +1,237 @@
+"""Settings for ``prefroute serve`` and ``prefroute.Client``: a TOML file, flags on top.
+
+One pydantic model validates both sources, so a typo in the file and a bad
+flag fail the same way: one line naming where (file or command line), the
+field and what is wrong. Unknown keys are errors, not silently ignored.
+
+A config file (every key optional except ``routers``)::
+
+    routers = ["routers/mf"]          # relative to this file
+    [strong]
+    model = "gpt-4o"                  # default: the artifact's strong model name
+    base_url = "https://api.openai.com/v1"
+    api_key_env = "OPENAI_API_KEY"
+    input_cost = 2.5                  # $ per 1M tokens
+    output_cost = 10.0
+    [weak]
+    model = "llama3.1:8b"
+    base_url = "http://localhost:11434/v1"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from prefroute.errors import ConfigError, PrefrouteError
+
+Turns = Literal["first", "last", "all"]
+Role = Literal["strong", "weak"]
+ROLES: tuple[Role, Role] = ("strong", "weak")
+API_KEYS_ENV = "PREFROUTE_API_KEYS"
+"""Comma-separated server API keys, used when neither ``--api-key`` nor the file sets any."""
+
+
+class UpstreamSettings(BaseModel):
+    """One OpenAI-compatible upstream: where it is, how to authenticate, what it costs.
+
+    ``base_url`` is the part before ``/chat/completions`` (OpenAI, vLLM, Ollama's
+    ``/v1``, LiteLLM, Together, or an Azure deployment URL with ``query =
+    {"api-version" = "..."}`` and ``auth_header = "api-key"``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = Field(default=None, min_length=1)
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str | None = Field(default=None, min_length=1)
+    auth_header: str = Field(default="authorization", min_length=1)
+    query: dict[str, str] = {}
+    timeout: PositiveFloat = 60.0
+    connect_timeout: PositiveFloat = 5.0
+    input_cost: NonNegativeFloat = 0.0
+    output_cost: NonNegativeFloat = 0.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    def api_key(self) -> str | None:
+        """The key from ``api_key_env``; None when no variable is named (local servers)."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"api_key_env names ${self.api_key_env}, which is not set; export it or "
+                "drop api_key_env for an upstream without keys"
+            )
+        return key
+
+    def headers(self) -> dict[str, str]:
+        """Authentication headers for every request to this upstream."""
+        key = self.api_key()
+        if key is None:
+            return {}
+        if self.auth_header.lower() == "authorization":
+            return {"authorization": f"Bearer {key}"}
+        return {self.auth_header: key}
+
+
+class RoutingSettings(BaseModel):
+    """What both the server and the in-process client need: routers and upstreams.
+
+    ``turns`` picks the routing text from the conversation: ``first`` user
+    message (what the shipped artifacts are trained on), ``last`` or ``all``;
+    unset, it follows the artifact's own policy. ``retries`` counts extra
+    attempts per upstream on connect errors, timeouts and 5xx, ``backoff``
+    seconds doubling between them; then ``fallback`` tries the other model.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    routers: list[Path] = Field(min_length=1)
+    strong: UpstreamSettings = UpstreamSettings()
+    weak: UpstreamSettings = UpstreamSettings()
+    turns: Turns | None = None
+    fallback: bool = True
+    retries: NonNegativeInt = 2
+    backoff: NonNegativeFloat = 0.25
+
+    @field_validator("routers")
+    @classmethod
+    def _one_artifact_per_kind(cls, paths: list[Path]) -> list[Path]:
+        """Model names say only the kind (``router-mf-…``), so two of a kind would clash."""
+        from prefroute.routers.base import Router
+
+        seen: dict[str, Path] = {}
+        for path in paths:
+            try:
+                kind = Router.read_config(path).get("kind", "?")
+            except PrefrouteError as exc:
+                raise ValueError(str(exc)) from None
+            if kind in seen:
+                raise ValueError(
+                    f"two {kind!r} routers ({seen[kind]} and {path}); the model name "
+                    f"router-{kind}-… selects by kind, so serve one artifact per kind"
+                )
+            seen[kind] = path
+        return paths
+
+    def upstream(self, role: Role) -> UpstreamSettings:
+        return self.strong if role == "strong" else self.weak
+
+
+class ServeSettings(RoutingSettings):
+    """The server's own knobs on top of routing.
+
+    ``max_concurrency`` upstream calls run at once and ``max_queue`` more wait
+    up to ``queue_timeout`` s; beyond that a 503 tells clients to back off
+    rather than letting latency grow without bound. ``routing``: ``thread``
+    scores prompts in the threadpool, ``inline`` on the event loop. On 2 cores
+    the threadpool gave the lower added latency even for the mf router (about
+    0.3 ms a prompt; see benchmarks/server_load.py): the tokenizer and the
+    sparse product release the GIL, so routing overlaps the loop's I/O, and a
+    long prompt never stalls the other requests' streams.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: list[SecretStr] = []
+    max_concurrency: PositiveInt = 256
+    max_queue: NonNegativeInt = 1024
+    queue_timeout: PositiveFloat = 10.0
+    max_body_bytes: PositiveInt = 16 * 2**20
+    routing: Literal["thread", "inline"] = "thread"
+    log_prompts: bool = False
+    shutdown_timeout: PositiveInt = 30
+
+    def accepted_keys(self) -> list[str]:
+        """Accepted bearer keys: from flags or the file, else ``$PREFROUTE_API_KEYS``."""
+        if self.api_keys:
+            return [k.get_secret_value() for k in self.api_keys]
+        return [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
+
+
+S = TypeVar("S", bound=RoutingSettings)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    cls: type[S] = ServeSettings,  # type: ignore[assignment]
+) -> S:
+    """Read the TOML file (if any), lay ``overrides`` (flags) over it, validate.
+
+    Router paths in the file are relative to the file, as users write them
+    next to it. Every problem is reported at once, each with its source.
+    """
+    data: dict[str, Any] = {}
+    where = "settings"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        if isinstance(data.get("routers"), list):
+            data["routers"] = [path.parent / str(r) for r in data["routers"]]
+    overrides = overrides or {}
+    merged = _merge(data, overrides)
+    try:
+        return cls.model_validate(merged)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            source = "command line" if _has(overrides, err["loc"]) else where
+            secret = err["loc"][:1] == ("api_keys",)  # never echo a key
+            shown = field and not secret and err["type"] != "missing"
+            got = f" (got {err['input']!r})" if shown else ""
+            lines.append(f"{source}: {field or 'settings'}: {err['msg']}{got}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, one level of tables deep ([strong], [weak])."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _has(tree: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Whether the error location lies under a value the overrides set."""
+    node: Any = tree
+    for part in loc:
+        if not isinstance(node, dict):
+            return True  # inside a value set as a whole, e.g. the list of routers
+        if part not in node:
+            return False
+        node = node[part]
+    return True

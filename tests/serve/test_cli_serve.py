@@ -1,0 +1,87 @@
+"""``prefroute serve``: bad settings are one line and exit 1; a real process serves the
+OpenAI SDK, logs without secrets and finishes in-flight requests on SIGTERM."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+from typer.testing import CliRunner
+
+from prefroute.cli import app
+from prefroute.serve.fake_upstream import Behaviour, FakeUpstream
+
+from .servers import STRONG, free_port
+
+runner = CliRunner()
+
+
+def test_bad_settings_are_one_line_and_exit_1(tmp_path: Path, random_dir: Path) -> None:
+    config = tmp_path / "prefroute.toml"
+    config.write_text("[strong]\ntimeout = -1\n")
+    result = runner.invoke(app, ["serve", str(random_dir), "--config", str(config)])
+    assert result.exit_code == 1
+    assert "strong.timeout" in result.stderr and "Traceback" not in result.output
+    twin = shutil.copytree(random_dir, tmp_path / "twin")
+    result = runner.invoke(app, ["serve", str(random_dir), str(twin)])
+    assert result.exit_code == 1 and "one artifact per kind" in result.stderr
+    result = runner.invoke(
+        app, ["serve", str(random_dir), "--upstream-key-env", "PREFROUTE_TEST_UNSET_KEY"]
+    )
+    assert result.exit_code == 1 and "$PREFROUTE_TEST_UNSET_KEY, which is not set" in result.stderr
+
+
+def test_a_served_process_answers_and_drains_on_sigterm(
+    random_dir: Path, fake: FakeUpstream
+) -> None:
+    port = free_port()
+    url = fake.url  # type: ignore[attr-defined]
+    command = [
+        sys.executable, "-c", "from prefroute.cli import app; app()", "serve", str(random_dir),
+        "--strong-base-url", url, "--weak-base-url", url, "--port", str(port),
+        "--api-key", "sk-cli-secret",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-cli-secret", max_retries=0
+        )
+        hold = threading.Event()
+        fake.behaviours[STRONG] = Behaviour(hold=hold)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                client.chat.completions.create,
+                model="router-random-0",
+                messages=[{"role": "user", "content": "a private question"}],
+            )
+            while fake.calls.get(STRONG) != 1:
+                assert time.monotonic() < deadline, "request never reached the upstream"
+                time.sleep(0.01)
+            server.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            hold.set()
+            assert pending.result(timeout=30).model == STRONG
+        # uvicorn re-raises the signal once drained, so the exit status says SIGTERM
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log = server.communicate()[1]
+    assert "status=200" in log and "router=random" in log and "Finished server process" in log
+    assert "sk-cli-secret" not in log and "private question" not in log

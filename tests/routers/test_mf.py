@@ -223,3 +223,19 @@ def test_load_refuses_weights_that_do_not_fit_the_inputs(router: MFRouter, tmp_p
     Router.update_config(path, params={**router.get_params(), "length_features": False})
     with pytest.raises(PrefrouteError, match="W1 takes"):
         Router.load(path)
+
+
+def test_artifacts_saved_before_length_features_still_load(
+    battles: Battles, held_out, tmp_path: Path
+) -> None:
+    old = MFRouter(strong_model=STRONG, weak_model=WEAK, length_features=False, **FAST)
+    old.fit(battles)
+    path = old.save(tmp_path / "old")
+    params = dict(Router.read_config(path)["params"])
+    del params["length_features"]  # as written before the parameter existed
+    Router.update_config(path, params=params)
+    loaded = Router.load(path)
+    assert loaded.length_features is False
+    np.testing.assert_array_equal(
+        loaded.strong_win_rate(held_out[0]), old.strong_win_rate(held_out[0])
+    )

@@ -60,6 +60,9 @@ class Router(ABC):
     ``fit``, ``strong_win_rate`` and the array round trip."""
 
     kind: ClassVar[str]
+    added_params: ClassVar[dict[str, Any]] = {}
+    """Hyper-parameters added after artifacts of this kind were first saved, with
+    the value that reproduces those older artifacts; ``load`` fills them in."""
 
     def __init__(
         self,
@@ -209,7 +212,7 @@ class Router(ABC):
         router_cls = router_class(config.get("kind", "?"))
         if cls is not Router and not issubclass(router_cls, cls):
             raise ArtifactError(f"{path} holds a {config['kind']!r} router, not a {cls.kind!r}")
-        router = router_cls(**config.get("params", {}))
+        router = router_cls(**{**router_cls.added_params, **config.get("params", {})})
         layout = Layout(Path(path))
         arrays: dict[str, np.ndarray] = {}
         if layout.weights.is_file():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -60,6 +60,7 @@ class MFRouter(EmbeddingRouter):
     """
 
     kind = "mf"
+    added_params: ClassVar[dict[str, Any]] = {"length_features": False}
 
     def __init__(
         self,

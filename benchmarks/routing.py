@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
 
     console = Console(stderr=True)
     started = time.perf_counter()
+    where = machine()  # now, so its load average is the one at the start
     if args.kinds:
         kinds, notes = [k.strip() for k in args.kinds.split(",") if k.strip()], []
         unknown = [k for k in kinds if k not in KINDS]
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
 
     command = shlex.join(["python", "benchmarks/routing.py", *(argv or sys.argv[1:])])
     print(f"Command: `{command}`  ")
-    print(f"Machine: {machine()}  ")
+    print(f"Machine: {where}  ")
     print(f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; seed {args.seed}  ")
     print(
         f"Training: one `training_set(mmlu_gold_slice={GOLD_SLICE})`, "

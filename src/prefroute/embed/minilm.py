@@ -36,6 +36,7 @@ import numpy as np
 from prefroute.embed._util import as_texts, batches, l2_normalise
 from prefroute.embed.factory import MINILM_VARIANTS as VARIANTS
 from prefroute.embed.paths import TRAIN_EXTRA_HINT, cache_root, packaged_minilm_dir, publish_dir
+from prefroute.embed.quiet import quiet_transformers
 from prefroute.errors import EmbedderError
 
 DEFAULT_VARIANT = VARIANTS[0]
@@ -245,15 +246,11 @@ def export_packaged_minilm(target: Path) -> Path:
     tmp.mkdir()
     fp32, int8 = tmp / "model-fp32.onnx", tmp / "model-int8.onnx"
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    verbosity = transformers.logging.get_verbosity()
-    bars = transformers.logging.is_progress_bar_enabled()
     try:
         console = Console(stderr=True)
         console.print(f"prefroute: exporting all-MiniLM-L6-v2 to ONNX in {target} (once)")
-        with Progress(*columns, console=console) as progress:
+        with Progress(*columns, console=console) as progress, quiet_transformers():
             task = progress.add_task("exporting to ONNX", total=None)
-            transformers.logging.set_verbosity_error()
-            transformers.logging.disable_progress_bar()
             encoder = transformers.AutoModel.from_pretrained(source, attn_implementation="eager")
             _export_mean_pooled(torch, encoder.eval(), fp32)
             progress.update(task, total=1, completed=1)
@@ -277,9 +274,6 @@ def export_packaged_minilm(target: Path) -> Path:
     except Exception as exc:
         raise EmbedderError(f"exporting {source} to ONNX in {target} failed: {exc}") from exc
     finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:
-            transformers.logging.enable_progress_bar()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from prefroute.embed._util import as_texts, batches, l2_normalise
 from prefroute.embed.paths import TRAIN_EXTRA_HINT, cache_root, packaged_minilm_dir, publish_dir
+from prefroute.embed.quiet import quiet_transformers
 from prefroute.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -263,15 +264,11 @@ def distill_packaged_minilm(target: Path, *, pca_dims: int = DEFAULT_PCA_DIMS) -
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    verbosity = transformers.logging.get_verbosity()
-    bars = transformers.logging.is_progress_bar_enabled()
     try:
         console = Console(stderr=True)
         console.print(f"prefroute: distilling the static embedder into {target} (once)")
-        with Progress(*columns, console=console) as progress:
+        with Progress(*columns, console=console) as progress, quiet_transformers():
             task = progress.add_task("loading all-MiniLM-L6-v2", total=None)
-            transformers.logging.set_verbosity_error()
-            transformers.logging.disable_progress_bar()
             torch.manual_seed(0)
             model = transformers.AutoModel.from_pretrained(source).eval()
             tokenizer = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
@@ -298,9 +295,6 @@ def distill_packaged_minilm(target: Path, *, pca_dims: int = DEFAULT_PCA_DIMS) -
     except Exception as exc:
         raise EmbedderError(f"distilling {source} into {target} failed: {exc}") from exc
     finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:
-            transformers.logging.enable_progress_bar()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from prefroute.embed.quiet import quiet_transformers
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.routers.onnx_head import (
     LABELS,
@@ -43,7 +44,6 @@ from prefroute.routers.onnx_head import (
     LabelHeadRouter,
     export_label_model,
     import_torch,
-    quiet_transformers,
     train_label_model,
     train_only,
 )

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from prefroute.embed.minilm import _FFN_OUTPUT
+from prefroute.embed.quiet import quiet_transformers
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.routers.onnx_head import (
     LABELS,
@@ -28,7 +29,6 @@ from prefroute.routers.onnx_head import (
     LabelHeadRouter,
     export_label_model,
     import_torch,
-    quiet_transformers,
     train_label_model,
     train_only,
 )

@@ -51,6 +51,7 @@ __all__ = [
     "load_judge_preferences_report",
     "load_scores",
     "load_scores_report",
+    "read_shipped",
 ]
 
 T = TypeVar("T")
@@ -199,7 +200,7 @@ class _Drops:
         return frame
 
 
-def _read(data_dir: str | Path, set_name: str, file: str, schema: dict) -> pl.DataFrame:
+def read_shipped(data_dir: str | Path, set_name: str, file: str, schema: dict) -> pl.DataFrame:
     """One shipped file, only the listed fields, typed as given."""
     path = Path(data_dir) / set_name / f"{file}.jsonl.gz"
     if not path.is_file():
@@ -245,7 +246,7 @@ def _battles(frame: pl.DataFrame, dataset: str, source: str, drops: _Drops) -> B
 def _arena_sample(data_dir: Path, turns: Turns, drops: _Drops) -> Battles:
     message = pl.Struct({"role": pl.String, "content": pl.String})
     schema = {**_BATTLE_FIELDS, "conversation_a": pl.List(message)}
-    frame = _read(data_dir, "chatbot-arena-fastchat-sample", "battles", schema)
+    frame = read_shipped(data_dir, "chatbot-arena-fastchat-sample", "battles", schema)
     prompts = [
         prompt_from_conversation(c, turns) if c is not None else None
         for c in frame["conversation_a"].to_list()
@@ -256,7 +257,7 @@ def _arena_sample(data_dir: Path, turns: Turns, drops: _Drops) -> Battles:
 
 def _vibecheck(data_dir: Path, include: bool, drops: _Drops) -> Battles:
     name = "vibecheck-llama3-70b-arena"
-    frame = _read(data_dir, name, "battles", _BATTLE_FIELDS)
+    frame = read_shipped(data_dir, name, "battles", _BATTLE_FIELDS)
     if not include:
         reason = "opponent anonymous; include_anonymous=True keeps them"
         drops.items.append(Dropped(name, reason, frame.height))
@@ -268,7 +269,7 @@ def _vibecheck(data_dir: Path, include: bool, drops: _Drops) -> Battles:
 def _copilot(data_dir: Path, drops: _Drops) -> Battles:
     schema = {**_BATTLE_FIELDS, "prompt_prefix": _S, "prompt_suffix": _S}
     schema.pop("prompt")
-    frame = _read(data_dir, "copilot-arena-sample", "battles", schema)
+    frame = read_shipped(data_dir, "copilot-arena-sample", "battles", schema)
     prefix = pl.col("prompt_prefix").fill_null("")
     suffix = pl.col("prompt_suffix").fill_null("")
     frame = frame.with_columns(
@@ -312,7 +313,7 @@ def load_battles_report(
         _copilot(data_dir, drops),
     ]
     for set_name, file, dataset, source in _PAIRWISE:
-        frame = _read(data_dir, set_name, file, _BATTLE_FIELDS)
+        frame = read_shipped(data_dir, set_name, file, _BATTLE_FIELDS)
         parts.append(_battles(frame, dataset, source, drops))
     return LoadReport(Battles.concat(parts), tuple(drops.items))
 
@@ -352,16 +353,16 @@ def _correct(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _task_scores(data_dir: Path, set_name: str, file: str, prefix: str, drops: _Drops) -> Scores:
-    frame = _read(data_dir, set_name, file, {**_SCORE_FIELDS, "task": _S})
+    frame = read_shipped(data_dir, set_name, file, {**_SCORE_FIELDS, "task": _S})
     return _scores(frame, prefix, "golden", drops, pl.lit(prefix + "/") + pl.col("task"))
 
 
 def _mmlu_pro(data_dir: Path, drops: _Drops) -> Scores:
     name = "mmlu-pro-29model"
-    questions = _read(
+    questions = read_shipped(
         data_dir, name, "questions", {"prompt_id": _S, "prompt": _S, "from_mmlu": pl.Boolean}
     )
-    correct = _read(
+    correct = read_shipped(
         data_dir, name, "correctness", {"prompt_id": _S, "model": _S, "correct": pl.Boolean}
     )
     frame = _correct(correct.join(questions, on="prompt_id", how="left"))
@@ -391,13 +392,15 @@ def load_scores_report(data_dir: str | Path) -> LoadReport[Scores]:
             data_dir, "llmrouter-uiuc-9model", "scores_test", "llmrouter-uiuc-9model/test", drops
         ),
         _scores(
-            _read(data_dir, "prometheus-gpt4-rubric-scores", "vicuna_bench_scores", _SCORE_FIELDS),
+            read_shipped(
+                data_dir, "prometheus-gpt4-rubric-scores", "vicuna_bench_scores", _SCORE_FIELDS
+            ),
             "prometheus-gpt4-rubric-scores/vicuna_bench",
             "judge",
             drops,
         ),
         _scores(
-            _read(data_dir, "just-eval-safety-scores", "safety_scores", _SCORE_FIELDS),
+            read_shipped(data_dir, "just-eval-safety-scores", "safety_scores", _SCORE_FIELDS),
             "just-eval-safety-scores",
             "judge",
             drops,
@@ -415,8 +418,10 @@ def _mt_bench(data_dir: Path, file: str, dataset: str, drops: _Drops) -> Scores:
     """MT-Bench judgements, one row per model x question x turn; the prompt is
     that turn's question, the text a router sees when routing that turn."""
     name = "routellm-evals"
-    questions = _read(data_dir, name, "mt_bench_questions", {"prompt_id": _S, "turns": pl.List(_S)})
-    judged = _read(
+    questions = read_shipped(
+        data_dir, name, "mt_bench_questions", {"prompt_id": _S, "turns": pl.List(_S)}
+    )
+    judged = read_shipped(
         data_dir, name, file, {"prompt_id": _S, "turn": pl.Int64, "model": _S, "score": _F}
     )
     frame = judged.join(questions, on="prompt_id", how="left").with_columns(
@@ -441,13 +446,13 @@ def load_eval_scores_report(data_dir: str | Path) -> LoadReport[Scores]:
     golden = {"prompt_id": _S, "prompt": _S, "model": _S, "correct": pl.Boolean}
     parts = [
         _scores(
-            _correct(_read(data_dir, "routellm-evals", "mmlu_golden", golden)),
+            _correct(read_shipped(data_dir, "routellm-evals", "mmlu_golden", golden)),
             "routellm-evals/mmlu",
             "golden",
             drops,
         ),
         _scores(
-            _correct(_read(data_dir, "routellm-evals", "gsm8k_golden", golden)),
+            _correct(read_shipped(data_dir, "routellm-evals", "gsm8k_golden", golden)),
             "routellm-evals/gsm8k",
             "golden",
             drops,
@@ -460,7 +465,9 @@ def load_eval_scores_report(data_dir: str | Path) -> LoadReport[Scores]:
             drops,
         ),
         _scores(
-            _read(data_dir, "prometheus-gpt4-rubric-scores", "mt_bench_scores", _SCORE_FIELDS),
+            read_shipped(
+                data_dir, "prometheus-gpt4-rubric-scores", "mt_bench_scores", _SCORE_FIELDS
+            ),
             "prometheus-gpt4-rubric-scores/mt_bench",
             "judge",
             drops,
@@ -489,13 +496,15 @@ def load_judge_preferences_report(data_dir: str | Path) -> LoadReport[pl.DataFra
     """
     name = "alpaca-eval"
     drops = _Drops()
-    prefs = _read(
+    prefs = read_shipped(
         data_dir,
         name,
         "preferences",
         {"prompt_id": _S, "model": _S, "baseline": _S, "annotator": _S, "model_win": _F},
     )
-    instructions = _read(data_dir, name, "instructions", {"prompt_id": _S, "instruction": _S})
+    instructions = read_shipped(
+        data_dir, name, "instructions", {"prompt_id": _S, "instruction": _S}
+    )
     frame = prefs.join(instructions, on="prompt_id", how="left").with_columns(
         canonicalise(pl.col("model")),
         canonicalise(pl.col("baseline")),
@@ -534,12 +543,12 @@ def eval_prompts(data_dir: str | Path) -> dict[str, list[str]]:
     follow-ups, ``mmlu`` the 14,042 questions (one per prompt id; a few texts
     repeat), ``gsm8k`` the 1,319 problems.
     """
-    questions = _read(
+    questions = read_shipped(
         data_dir, "routellm-evals", "mt_bench_questions", {"prompt_id": _S, "turns": pl.List(_S)}
     )
     golden = {"prompt_id": _S, "prompt": _S}
-    mmlu = _read(data_dir, "routellm-evals", "mmlu_golden", golden)
-    gsm8k = _read(data_dir, "routellm-evals", "gsm8k_golden", golden)
+    mmlu = read_shipped(data_dir, "routellm-evals", "mmlu_golden", golden)
+    gsm8k = read_shipped(data_dir, "routellm-evals", "gsm8k_golden", golden)
     turns = questions["turns"]
     return {
         "mt-bench": turns.list.get(0).to_list(),
@@ -557,7 +566,9 @@ def contaminated_prompts(data_dir: str | Path) -> list[str]:
     """
     out: list[str] = []
     for bench in ("mmlu", "gsm8k", "mt_bench"):
-        frame = _read(data_dir, "routellm-evals", f"contaminated_{bench}", {"train_prompt": _S})
+        frame = read_shipped(
+            data_dir, "routellm-evals", f"contaminated_{bench}", {"train_prompt": _S}
+        )
         out.extend(frame["train_prompt"].to_list())
     return out
 
@@ -573,6 +584,6 @@ def arena_prompts(data_dir: str | Path) -> list[str]:
         ("vibecheck-llama3-70b-arena", "battles"),
         ("arena-hard-v0.1-prompts", "prompts"),
     ]
-    frames = [_read(data_dir, name, file, {"prompt": _S}) for name, file in sources]
+    frames = [read_shipped(data_dir, name, file, {"prompt": _S}) for name, file in sources]
     prompts = pl.concat(frames)["prompt"].drop_nulls()
     return prompts.filter(prompts.str.strip_chars() != "").unique(maintain_order=True).to_list()

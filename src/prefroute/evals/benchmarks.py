@@ -27,7 +27,7 @@ import polars as pl
 from prefroute.data.models import canonical_name
 from prefroute.data.readers import read_scores_report
 from prefroute.data.registry import data_dir as resolve_data_dir
-from prefroute.data.shipped import load_eval_scores
+from prefroute.data.shipped import load_eval_scores, read_shipped
 from prefroute.errors import DataError, EvalError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 
@@ -152,13 +152,6 @@ def _pair_set(
     )
 
 
-def _read(root: Path, file: str, schema: dict) -> pl.DataFrame:
-    path = root / _SET / f"{file}.jsonl.gz"
-    if not path.is_file():
-        raise DataError.file(path, f"a shipped {_SET} file (see MANIFEST.md)", "no such file")
-    return pl.read_ndjson(path, schema=schema)
-
-
 def benchmark(
     name: str, data_dir: str | Path | None = None, *, exclude_ids: Collection[str] = ()
 ) -> EvalSet:
@@ -177,13 +170,17 @@ def benchmark(
     if name == "mt-bench":
         turns = [f"{_SET}/mt_bench/turn1", f"{_SET}/mt_bench/turn2"]
         scores = scores.filter(pl.col("dataset").is_in(turns))
-        questions = _read(root, "mt_bench_questions", {"prompt_id": _S, "turns": pl.List(_S)})
+        questions = read_shipped(
+            root, _SET, "mt_bench_questions", {"prompt_id": _S, "turns": pl.List(_S)}
+        )
         prompts = questions.select("prompt_id", pl.col("turns").list.first().alias("prompt"))
     else:
         scores = scores.filter(pl.col("dataset") == f"{_SET}/{file}")
         prompts = scores.unique("prompt_id", maintain_order=True).select("prompt_id", "prompt")
     full = _pair_set(name, scores, prompts, DEFAULT_STRONG, DEFAULT_WEAK)
-    contaminated = set(_read(root, f"contaminated_{file}", {"eval_prompt": _S})["eval_prompt"])
+    contaminated = set(
+        read_shipped(root, _SET, f"contaminated_{file}", {"eval_prompt": _S})["eval_prompt"]
+    )
     ids = [i for i, p in zip(full.prompt_ids, full.prompts, strict=True) if p in contaminated]
     return full.without(ids, "contaminated").without(exclude_ids, "trained on")
 

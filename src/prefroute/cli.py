@@ -297,7 +297,8 @@ def quickstart(
     from prefroute.data.recipe import training_set
     from prefroute.data.stats import render as render_data
     from prefroute.data.stats import summarize_collected
-    from prefroute.evals.evaluate import evaluate_artifacts
+    from prefroute.evals.benchmarks import BENCHMARKS, benchmark
+    from prefroute.evals.evaluate import evaluate
     from prefroute.evals.report import render as render_eval
     from prefroute.evals.report import write_plot
     from prefroute.routers.base import Router
@@ -319,7 +320,8 @@ def quickstart(
         model = router.strong_model if score >= threshold else router.weak_model
         console.print(f"{score:.3f} -> {model}: {prompt}", highlight=False)
 
-    results = evaluate_artifacts([artifact], data_dir=data_dir, console=console)
+    sets = [benchmark(name, data_dir, exclude_ids=data.gold_slice_ids) for name in BENCHMARKS]
+    results = evaluate({"mf": router}, sets, console=console)
     render_eval(results, console)
     console.print(f"wrote {write_plot(results, plot)}")
     console.print(

@@ -302,7 +302,7 @@ def test_an_answer_broken_off_midway_is_retried_elsewhere(url: str, fake: FakeUp
     fake.behaviours[WEAK] = Behaviour(drop_after=0)
     response = post(url, {"model": TO_STRONG, "messages": HELLO})
     assert response.status_code == 502
-    assert "incomplete" in response.json()["error"]["message"]
+    assert "not completed" in response.json()["error"]["message"]
 
 
 def test_a_refused_connection_falls_back(

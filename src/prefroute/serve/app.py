@@ -240,7 +240,7 @@ async def chat_completions(request: Request) -> Response:
         raise
     trace.role, trace.model = reply.role, reply.model
     trace.attempts, trace.fell_back = reply.attempts, reply.fell_back
-    trace.status = reply.response.status_code
+    trace.status = reply.status
     headers = _headers(reply, decision.score, decision.threshold, trace.request_id)
 
     if reply.content is None:
@@ -253,12 +253,12 @@ async def chat_completions(request: Request) -> Response:
 
         return ProxyStream(reply.response, headers, close)
     _release(gw)
-    if reply.response.is_success:
+    if reply.ok:
         trace.cost = gw.metrics.usage(reply.role, reply.model, usage_of(reply.content))
     else:
         trace.outcome = "upstream_client_error"
     gw.finish(trace)
-    return Response(reply.content, status_code=reply.response.status_code, headers=headers)
+    return Response(reply.content, status_code=reply.status, headers=headers)
 
 
 def _release(gw: Gateway) -> None:

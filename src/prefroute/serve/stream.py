@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+import aiohttp
 import anyio
-import httpx
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from prefroute.errors import UpstreamError
 from prefroute.serve.metrics import StreamUsage
+from prefroute.serve.upstream import TRANSPORT_ERRORS
 
 
 class ProxyStream(Response):
@@ -30,13 +31,13 @@ class ProxyStream(Response):
 
     def __init__(
         self,
-        upstream: httpx.Response,
+        upstream: aiohttp.ClientResponse,
         headers: Mapping[str, str],
         on_close: Callable[[str, StreamUsage], Awaitable[None]],
     ) -> None:
         self.upstream = upstream
         self.on_close = on_close
-        self.status_code = upstream.status_code
+        self.status_code = upstream.status
         self.background = None
         self.init_headers(headers)
 
@@ -56,7 +57,11 @@ class ProxyStream(Response):
                 tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.upstream.aclose()
+                # a finished body returns its connection to the pool; any other is closed
+                if outcome == "ok":
+                    self.upstream.release()
+                else:
+                    self.upstream.close()
                 await self.on_close(outcome, usage)
 
     async def _relay(self, send: Send, usage: StreamUsage) -> str:
@@ -65,11 +70,11 @@ class ProxyStream(Response):
         )
         outcome, ended = "ok", True
         try:
-            async for chunk in self.upstream.aiter_raw():
+            async for chunk in self.upstream.content.iter_any():
                 usage.feed(chunk)
                 ended = chunk.endswith(b"\n\n")
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             error = UpstreamError(
                 f"the upstream stream broke off: {str(exc) or type(exc).__name__}",
                 code="upstream_stream_error",

@@ -85,6 +85,9 @@ def test_deterministic_across_loads_and_batch_sizes(static_embedder, real_prompt
     np.testing.assert_allclose(
         small.encode(real_prompts), static_embedder.encode(real_prompts), atol=1e-6
     )
+    # a server encodes one text at a time, on its own code path: the same bits
+    one_by_one = np.concatenate([static_embedder.encode([t]) for t in real_prompts])
+    np.testing.assert_array_equal(one_by_one, static_embedder.encode(real_prompts))
 
 
 def test_save_then_load_keeps_spec_vectors_and_fingerprint(static_embedder, tmp_path):

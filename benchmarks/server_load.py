@@ -1,8 +1,9 @@
 """What ``prefroute serve`` adds to a request: the same load sent straight to an
-upstream and through the server, in one run.
+upstream and through the server, in one run, at each level of concurrency.
 
-    python benchmarks/server_load.py [--router DIR] [--requests 10000] [--concurrency 64]
-        [--delay 0.05] [--stream-share 0.5] [--routing inline,thread] [--seed 0]
+    python benchmarks/server_load.py [--router DIR] [--requests 10000]
+        [--concurrency 1,4,16,64] [--delay 0.05] [--stream-share 0.5]
+        [--routing inline,thread] [--seed 0]
 
 Three processes: the fake OpenAI upstream (``prefroute.serve.fake_upstream``,
 a fixed ``--delay`` before each answer), ``prefroute serve`` with an MF router
@@ -13,12 +14,14 @@ real Chatbot Arena prompts routed at the calibrated 50% share. The generator
 speaks raw HTTP/1.1 over asyncio so that it takes as little of the machine's
 CPU as possible from the two processes measured.
 
-Rows: ``direct`` (to the upstream) and one per ``--routing`` mode of the
-server (``inline`` on the event loop, ``thread`` in the threadpool). Latency
-is request sent to last byte; *added* is a row's percentile minus the direct
-row's. An error is a non-200 answer or an incomplete one (a stream without
-``[DONE]``); *lost* is a request that got no answer at all. Peak RSS is the
-server's ``VmHWM``. Each row runs after a warm-up of ``--warmup`` requests.
+Rows, for each comma-separated ``--concurrency``: ``direct`` (to the upstream)
+and one per ``--routing`` mode of the server (``inline`` on the event loop,
+``thread`` in the threadpool); each server runs once through all levels.
+Latency is request sent to last byte; *added* is a row's percentile minus the
+direct row's at the same concurrency. An error is a non-200 answer or an
+incomplete one (a stream without ``[DONE]``); *lost* is a request that got no
+answer at all. Peak RSS is the server's ``VmHWM`` after the level. Each row
+runs after a warm-up of ``--warmup`` requests.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ TARGETS = {"added p50 ms": 3.0, "added p99 ms": 15.0, "peak RSS MB": 400.0}
 @dataclass
 class Result:
     name: str
+    clients: int
     latencies: np.ndarray  # seconds, answered requests
     errors: int
     lost: int
@@ -170,15 +174,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def routing_mean_us(port: int) -> float | None:
+def routing_totals(port: int) -> tuple[float, float]:
+    """The server's routing time so far and the number of routed requests."""
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     total = re.search(r"^prefroute_routing_seconds_sum (\S+)", text, re.M)
     count = re.search(r"^prefroute_routing_seconds_count (\S+)", text, re.M)
-    if not (total and count) or float(count.group(1)) == 0:
-        return None
-    return float(total.group(1)) / float(count.group(1)) * 1e6
+    return (float(total.group(1)) if total else 0.0), (float(count.group(1)) if count else 0.0)
 
 
 def bodies_for(prompts: list[str], model: str, n: int, stream_share: float, seed: int):
@@ -197,7 +200,9 @@ def bodies_for(prompts: list[str], model: str, n: int, stream_share: float, seed
     return out
 
 
-def run_row(name: str, port: int, bodies, warmup, concurrency, pid: int) -> Result:
+def run_row(
+    name: str, port: int, bodies, warmup: int, concurrency: int, pid: int, routed: bool
+) -> Result:
     """Warm up, then the measured load; ``pid``'s CPU time is counted per request."""
     try:  # the load generator's own overhead is noise in every row: keep it small
         from uvloop import run
@@ -205,48 +210,85 @@ def run_row(name: str, port: int, bodies, warmup, concurrency, pid: int) -> Resu
         run = asyncio.run
     run(load(port, bodies[:warmup], concurrency))
     cpu_before = cpu_seconds(pid)
+    routing_before = routing_totals(port) if routed else None
     latencies, errors, lost, wall = run(load(port, bodies[warmup:], concurrency))
     cpu_after = cpu_seconds(pid)
-    result = Result(name, np.asarray(latencies), errors, lost, wall)
+    result = Result(name, concurrency, np.asarray(latencies), errors, lost, wall)
     if cpu_before is not None and cpu_after is not None:
         result.cpu_ms = (cpu_after - cpu_before) / (len(bodies) - warmup) * 1000
+    if routing_before is not None:
+        (seconds, count), (seconds0, count0) = routing_totals(port), routing_before
+        seconds, count = seconds - seconds0, count - count0
+        result.routing_us = seconds / count * 1e6 if count else None
+        result.rss_mb = peak_rss_mb(pid)
     return result
 
 
-def table(results: list[Result], direct: Result) -> str:
+def table(results: list[Result]) -> str:
     lines = [
-        "| path | requests | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| clients | path | requests | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms "
         "| errors | lost | server peak RSS MB | routing mean µs | CPU ms/request |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    direct: dict[int, Result] = {}
     for r in results:
         n = len(r.latencies) + r.lost
+        base = direct.setdefault(r.clients, r)  # the direct row comes first at each level
         added = (
             ("–", "–")
-            if r is direct
-            else (f"{r.pct(50) - direct.pct(50):.2f}", f"{r.pct(99) - direct.pct(99):.2f}")
+            if r is base
+            else (f"{r.pct(50) - base.pct(50):.2f}", f"{r.pct(99) - base.pct(99):.2f}")
         )
         rss = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "–"
         routing = f"{r.routing_us:.0f}" if r.routing_us is not None else "–"
         cpu = f"{r.cpu_ms:.2f}" if r.cpu_ms is not None else "–"
         lines.append(
-            f"| {r.name} | {n:,} | {n / r.wall:,.0f} | {r.pct(50):.2f} | {r.pct(99):.2f} "
-            f"| {added[0]} | {added[1]} | {r.errors} | {r.lost} | {rss} | {routing} | {cpu} |"
+            f"| {r.clients} | {r.name} | {n:,} | {n / r.wall:,.0f} | {r.pct(50):.2f} "
+            f"| {r.pct(99):.2f} | {added[0]} | {added[1]} | {r.errors} | {r.lost} | {rss} "
+            f"| {routing} | {cpu} |"
         )
     return "\n".join(lines)
+
+
+def start_server(router: Path, mode: str, up_port: int, tmp: Path) -> tuple[subprocess.Popen, int]:
+    """``prefroute serve`` with ``mode`` routing in front of the fake upstream."""
+    port = free_port()
+    config = tmp / f"{mode}.toml"
+    config.write_text(
+        f'routing = "{mode}"\n'
+        f'[strong]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
+        f'[weak]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
+    )
+    log = (tmp / f"server-{mode}.log").open("w")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("prefroute")),
+            "serve",
+            str(router),
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],  # fmt: skip
+        stdout=log,
+        stderr=log,
+    )
+    return server, port
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--router", type=Path, help="MF artifact (default: train one, ~1 min)")
-    parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=10_000, help="per row")
+    parser.add_argument("--concurrency", default="64", help="comma-separated client counts")
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay, s")
     parser.add_argument("--stream-share", type=float, default=0.5)
     parser.add_argument("--routing", default="inline,thread", help="server routing modes")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    modes = args.routing.split(",")
     command = "python benchmarks/server_load.py " + shlex.join(sys.argv[1:])
 
     from prefroute.data.registry import data_dir
@@ -263,7 +305,10 @@ def main() -> None:
     print(f"machine: {machine()}", file=sys.stderr)
 
     total = args.warmup + args.requests
+    direct_bodies = bodies_for(prompts, "gpt-4-1106-preview", total, args.stream_share, args.seed)
+    routed_bodies = bodies_for(prompts, "router-mf@50%", total, args.stream_share, args.seed)
     procs: list[subprocess.Popen] = []
+    results: list[Result] = []
     try:
         up_port = free_port()
         upstream = subprocess.Popen(
@@ -279,48 +324,36 @@ def main() -> None:
         )
         procs.append(upstream)
         wait_for_port(up_port, upstream, "the fake upstream")
-        direct_bodies = bodies_for(
-            prompts, "gpt-4-1106-preview", total, args.stream_share, args.seed
-        )
-        direct = run_row(
-            "direct to upstream", up_port, direct_bodies, args.warmup, args.concurrency,
-            upstream.pid,
-        )  # fmt: skip
-        results = [direct]
-        routed = bodies_for(prompts, "router-mf@50%", total, args.stream_share, args.seed)
-        for mode in args.routing.split(","):
-            port = free_port()
-            config = tmp / f"{mode}.toml"
-            config.write_text(
-                f'routing = "{mode}"\n'
-                f'[strong]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
-                f'[weak]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
-            )
-            log = (tmp / f"server-{mode}.log").open("w")
-            server = subprocess.Popen(
-                [
-                    str(Path(sys.executable).with_name("prefroute")),
-                    "serve",
-                    str(router),
-                    "--config",
-                    str(config),
-                    "--port",
-                    str(port),
-                ],  # fmt: skip
-                stdout=log,
-                stderr=log,
-            )
+        servers = {}
+        for mode in modes:
+            server, port = start_server(router, mode, up_port, tmp)
             procs.append(server)
             wait_for_port(port, server, "prefroute serve")
-            row = run_row(
-                f"through prefroute serve (routing {mode})", port, routed, args.warmup,
-                args.concurrency, server.pid,
-            )  # fmt: skip
-            row.rss_mb = peak_rss_mb(server.pid)
-            row.routing_us = routing_mean_us(port)
-            server.terminate()
-            server.wait(timeout=60)
-            results.append(row)
+            servers[mode] = (server, port)
+        for clients in levels:
+            results.append(
+                run_row(
+                    "direct to upstream",
+                    up_port,
+                    direct_bodies,
+                    args.warmup,
+                    clients,
+                    upstream.pid,
+                    routed=False,
+                )  # fmt: skip
+            )
+            for mode, (server, port) in servers.items():
+                results.append(
+                    run_row(
+                        f"through prefroute serve (routing {mode})",
+                        port,
+                        routed_bodies,
+                        args.warmup,
+                        clients,
+                        server.pid,
+                        routed=True,
+                    )  # fmt: skip
+                )
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -330,20 +363,17 @@ def main() -> None:
     print(f"Command: `{command}`  ")
     print(f"Machine: {machine()}  ")
     print(
-        f"Load: {args.requests:,} requests after {args.warmup} warm-up, {args.concurrency} "
-        f"concurrent keep-alive clients, {args.stream_share:.0%} streaming, upstream delay "
-        f"{args.delay * 1000:.0f} ms, real Arena prompts at router-mf@50%; seed {args.seed}; "
-        f"server and upstream are separate processes on the same machine.\n"
+        f"Load: {args.requests:,} requests per row after {args.warmup} warm-up, "
+        f"{args.concurrency} concurrent keep-alive clients, {args.stream_share:.0%} "
+        f"streaming, upstream delay {args.delay * 1000:.0f} ms, real Arena prompts at "
+        f"router-mf@50%; seed {args.seed}; server and upstream are separate processes "
+        "on the same machine.\n"
     )
-    print(table(results, direct))
-    through = results[1:]
-    if through:
-        best = min(through, key=lambda r: r.pct(50))
-        print(
-            f"\nTargets: added p50 ≤ {TARGETS['added p50 ms']:g} ms, p99 ≤ "
-            f"{TARGETS['added p99 ms']:g} ms, 0 errors, 0 lost, RSS ≤ "
-            f"{TARGETS['peak RSS MB']:g} MB. Lowest added p50: {best.name}."
-        )
+    print(table(results))
+    print(
+        f"\nTargets: added p50 ≤ {TARGETS['added p50 ms']:g} ms, p99 ≤ "
+        f"{TARGETS['added p99 ms']:g} ms, 0 errors, 0 lost, RSS ≤ {TARGETS['peak RSS MB']:g} MB."
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Self
 
 import polars as pl
 
@@ -62,7 +62,7 @@ class _Table:
     def prompts(self) -> list[str]:
         return self.frame["prompt"].to_list()
 
-    def filter(self, mask: pl.Expr | pl.Series) -> _Table:
+    def filter(self, mask: pl.Expr | pl.Series) -> Self:
         return type(self)(self.frame.filter(mask))
 
 

@@ -63,6 +63,8 @@ class Router(ABC):
     added_params: ClassVar[dict[str, Any]] = {}
     """Hyper-parameters added after artifacts of this kind were first saved, with
     the value that reproduces those older artifacts; ``load`` fills them in."""
+    calibration_: dict[str, Any]
+    """Set by ``prefroute.calibrate`` (or ``load``): absent until calibrated."""
 
     def __init__(
         self,
@@ -82,7 +84,7 @@ class Router(ABC):
             p.name
             for cls in type(self).__mro__
             if "__init__" in vars(cls)
-            for p in inspect.signature(cls.__init__).parameters.values()
+            for p in inspect.signature(vars(cls)["__init__"]).parameters.values()
             if p.kind == p.KEYWORD_ONLY
         ]
         return {name: getattr(self, name) for name in dict.fromkeys(names)}

@@ -3,7 +3,7 @@ upstream and through the server, in one run, at each level of concurrency.
 
     python benchmarks/server_load.py [--router DIR] [--requests 10000]
         [--concurrency 1,4,16,64] [--delay 0.05] [--stream-share 0.5]
-        [--routing inline,thread] [--seed 0]
+        [--routing auto,inline,thread] [--seed 0]
 
 Three processes: the fake OpenAI upstream (``prefroute.serve.fake_upstream``,
 a fixed ``--delay`` before each answer), ``prefroute serve`` with an MF router
@@ -16,7 +16,8 @@ CPU as possible from the two processes measured.
 
 Rows, for each comma-separated ``--concurrency``: ``direct`` (to the upstream)
 and one per ``--routing`` mode of the server (``inline`` on the event loop,
-``thread`` in the threadpool); each server runs once through all levels.
+``thread`` in the threadpool, ``auto`` inline unless the prompt is long); each
+server runs once through all levels.
 Latency is request sent to last byte; *added* is a row's percentile minus the
 direct row's at the same concurrency. An error is a non-200 answer or an
 incomplete one (a stream without ``[DONE]``); *lost* is a request that got no
@@ -283,7 +284,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="64", help="comma-separated client counts")
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay, s")
     parser.add_argument("--stream-share", type=float, default=0.5)
-    parser.add_argument("--routing", default="inline,thread", help="server routing modes")
+    parser.add_argument("--routing", default="auto,inline,thread", help="server routing modes")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

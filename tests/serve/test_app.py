@@ -21,7 +21,7 @@ import httpx
 import openai
 import pytest
 
-from prefroute.serve.app import create_app
+from prefroute.serve.app import THREAD_ROUTING_MIN_CHARS, create_app
 from prefroute.serve.fake_upstream import Behaviour, FakeUpstream
 
 from .servers import STRONG, WEAK, free_port, serve_in_thread, settings_for
@@ -142,13 +142,17 @@ def test_two_router_kinds_are_served_side_by_side(
     assert {"router-mf@30%", "router-random@30%", "router-mf-0.5"} <= ids
 
 
-def test_routing_on_the_event_loop_gives_the_same_decision(
+def test_every_routing_mode_gives_the_same_decision(
     client: openai.OpenAI, start_server: Callable[..., str], random_dir: Path
 ) -> None:
-    inline = openai.OpenAI(
-        base_url=f"{start_server([random_dir], routing='inline')}/v1", api_key="-", max_retries=0
-    )
-    assert score(inline, HELLO) == score(client, HELLO)
+    long = [{"role": "user", "content": "Explain the proof step by step. " * 50}]
+    assert len(long[0]["content"]) > THREAD_ROUTING_MIN_CHARS  # auto scores it in a thread
+    for mode in ("inline", "thread"):
+        other = openai.OpenAI(
+            base_url=f"{start_server([random_dir], routing=mode)}/v1", api_key="-", max_retries=0
+        )
+        assert score(other, HELLO) == score(client, HELLO), mode
+        assert score(other, long) == score(client, long), mode
 
 
 # ----------------------------------------------------------- passthrough

@@ -145,12 +145,12 @@ class ServeSettings(RoutingSettings):
 
     ``max_concurrency`` upstream calls run at once and ``max_queue`` more wait
     up to ``queue_timeout`` s; beyond that a 503 tells clients to back off
-    rather than letting latency grow without bound. ``routing``: ``thread``
-    scores prompts in the threadpool, ``inline`` on the event loop. On 2 cores
-    the threadpool gave the lower added latency even for the mf router (about
-    0.3 ms a prompt; see benchmarks/server_load.py): the tokenizer and the
-    sparse product release the GIL, so routing overlaps the loop's I/O, and a
-    long prompt never stalls the other requests' streams.
+    rather than letting latency grow without bound. ``routing``: ``inline``
+    scores prompts on the event loop, ``thread`` in the threadpool, ``auto``
+    inline unless the prompt is long. Inline gave the lower added p50 at every
+    load (benchmarks/server_load.py), the threadpool the lower p99 under load:
+    the tokenizer releases the GIL, so a long prompt tokenized in a thread does
+    not stall the other requests' streams. ``auto`` takes both.
     """
 
     host: str = "127.0.0.1"
@@ -160,7 +160,7 @@ class ServeSettings(RoutingSettings):
     max_queue: NonNegativeInt = 1024
     queue_timeout: PositiveFloat = 10.0
     max_body_bytes: PositiveInt = 16 * 2**20
-    routing: Literal["thread", "inline"] = "thread"
+    routing: Literal["auto", "inline", "thread"] = "auto"
     log_prompts: bool = False
     shutdown_timeout: PositiveInt = 30
 

@@ -94,7 +94,11 @@ class Selection:
 
     def decide(self, messages: Sequence[Mapping[str, Any]]) -> Decision:
         """Score the routing text and compare with the threshold (as ``Router.route`` does)."""
-        score = float(self.router.strong_win_rate([routing_text(messages, self.turns)])[0])
+        return self.decide_text(routing_text(messages, self.turns))
+
+    def decide_text(self, text: str) -> Decision:
+        """``decide`` for a routing text already taken from the messages."""
+        score = float(self.router.strong_win_rate([text])[0])
         role: Role = "strong" if score >= self.threshold else "weak"
         return Decision(self.kind, role, score, self.threshold, self.models)
 

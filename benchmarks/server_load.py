@@ -157,22 +157,42 @@ def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float =
     raise SystemExit(f"{what} did not listen on port {port} within {timeout:.0f} s")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server's worker processes), from Linux ``/proc``."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            tasks = Path(f"/proc/{pids[i]}/task").iterdir()
+            pids += [int(c) for t in tasks for c in (t / "children").read_text().split()]
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
 def peak_rss_mb(pid: int) -> float | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else None
+    """The summed ``VmHWM`` of the process and its workers."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total / 1024 if total else None
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux ``/proc``)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its workers (Linux ``/proc``)."""
+    total, found = 0, False
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total, found = total + int(fields[11]) + int(fields[12]), True
+    return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def routing_totals(port: int) -> tuple[float, float]:
@@ -202,16 +222,18 @@ def bodies_for(prompts: list[str], model: str, n: int, stream_share: float, seed
 
 
 def run_row(
-    name: str, port: int, bodies, warmup: int, concurrency: int, pid: int, routed: bool
+    name: str, port: int, bodies, warmup: int, concurrency: int, pid: int, answering: int
 ) -> Result:
-    """Warm up, then the measured load; ``pid``'s CPU time is counted per request."""
+    """Warm up, then the measured load; the CPU time of ``pid`` and its workers is
+    counted per request. ``answering``: how many prefroute processes answer (0 for the
+    upstream); only a single one has a routing mean, since each worker keeps its own."""
     try:  # the load generator's own overhead is noise in every row: keep it small
         from uvloop import run
     except ImportError:
         run = asyncio.run
     run(load(port, bodies[:warmup], concurrency))
     cpu_before = cpu_seconds(pid)
-    routing_before = routing_totals(port) if routed else None
+    routing_before = routing_totals(port) if answering == 1 else None
     latencies, errors, lost, wall = run(load(port, bodies[warmup:], concurrency))
     cpu_after = cpu_seconds(pid)
     result = Result(name, concurrency, np.asarray(latencies), errors, lost, wall)
@@ -221,6 +243,7 @@ def run_row(
         (seconds, count), (seconds0, count0) = routing_totals(port), routing_before
         seconds, count = seconds - seconds0, count - count0
         result.routing_us = seconds / count * 1e6 if count else None
+    if answering:
         result.rss_mb = peak_rss_mb(pid)
     return result
 
@@ -251,12 +274,14 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def start_server(router: Path, mode: str, up_port: int, tmp: Path) -> tuple[subprocess.Popen, int]:
+def start_server(
+    router: Path, mode: str, workers: int, up_port: int, tmp: Path
+) -> tuple[subprocess.Popen, int]:
     """``prefroute serve`` with ``mode`` routing in front of the fake upstream."""
     port = free_port()
     config = tmp / f"{mode}.toml"
     config.write_text(
-        f'routing = "{mode}"\n'
+        f'routing = "{mode}"\nworkers = {workers}\n'
         f'[strong]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
         f'[weak]\nbase_url = "http://127.0.0.1:{up_port}/v1"\n'
     )
@@ -285,6 +310,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay, s")
     parser.add_argument("--stream-share", type=float, default=0.5)
     parser.add_argument("--routing", default="auto,inline,thread", help="server routing modes")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -327,10 +353,11 @@ def main() -> None:
         wait_for_port(up_port, upstream, "the fake upstream")
         servers = {}
         for mode in modes:
-            server, port = start_server(router, mode, up_port, tmp)
+            server, port = start_server(router, mode, args.workers, up_port, tmp)
             procs.append(server)
             wait_for_port(port, server, "prefroute serve")
             servers[mode] = (server, port)
+        workers = f", {args.workers} workers" if args.workers > 1 else ""
         for clients in levels:
             results.append(
                 run_row(
@@ -340,19 +367,19 @@ def main() -> None:
                     args.warmup,
                     clients,
                     upstream.pid,
-                    routed=False,
+                    answering=0,
                 )  # fmt: skip
             )
             for mode, (server, port) in servers.items():
                 results.append(
                     run_row(
-                        f"through prefroute serve (routing {mode})",
+                        f"through prefroute serve (routing {mode}{workers})",
                         port,
                         routed_bodies,
                         args.warmup,
                         clients,
                         server.pid,
-                        routed=True,
+                        answering=args.workers,
                     )  # fmt: skip
                 )
     finally:

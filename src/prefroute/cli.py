@@ -371,6 +371,9 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [8000].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes sharing the port, ~1 per core [1].")
+    ] = None,
 ) -> None:
     """Serve routers behind an OpenAI-compatible API: POST /v1/chat/completions."""
     from prefroute.serve.app import run
@@ -387,5 +390,6 @@ def serve(
         "api_keys": api_key,
         "host": host,
         "port": port,
+        "workers": workers,
     }
     run(load_settings(config, {k: v for k, v in flags.items() if v}))

@@ -3,6 +3,7 @@ OpenAI SDK, logs without secrets and finishes in-flight requests on SIGTERM."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -39,26 +40,31 @@ def test_bad_settings_are_one_line_and_exit_1(tmp_path: Path, random_dir: Path) 
     assert result.exit_code == 1 and "$PREFROUTE_TEST_UNSET_KEY, which is not set" in result.stderr
 
 
+def start_serving(random_dir: Path, fake: FakeUpstream, port: int, *flags: str) -> subprocess.Popen:
+    """``prefroute serve`` in its own process, returned once /health answers."""
+    url = fake.url  # type: ignore[attr-defined]
+    command = [
+        sys.executable, "-c", "from prefroute.cli import app; app()", "serve", str(random_dir),
+        "--strong-base-url", url, "--weak-base-url", url, "--port", str(port), *flags,
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return server
+        except httpx.ConnectError:
+            time.sleep(0.1)
+
+
 def test_a_served_process_answers_and_drains_on_sigterm(
     random_dir: Path, fake: FakeUpstream
 ) -> None:
     port = free_port()
-    url = fake.url  # type: ignore[attr-defined]
-    command = [
-        sys.executable, "-c", "from prefroute.cli import app; app()", "serve", str(random_dir),
-        "--strong-base-url", url, "--weak-base-url", url, "--port", str(port),
-        "--api-key", "sk-cli-secret",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    server = start_serving(random_dir, fake, port, "--api-key", "sk-cli-secret")
     try:
         deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            except httpx.ConnectError:
-                time.sleep(0.1)
         client = openai.OpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-cli-secret", max_retries=0
         )
@@ -85,3 +91,26 @@ def test_a_served_process_answers_and_drains_on_sigterm(
         log = server.communicate()[1]
     assert "status=200" in log and "router=random" in log and "Finished server process" in log
     assert "sk-cli-secret" not in log and "private question" not in log
+
+
+def test_workers_share_the_port_with_the_parents_settings(
+    random_dir: Path, fake: FakeUpstream
+) -> None:
+    port = free_port()
+    server = start_serving(random_dir, fake, port, "--workers", "2", "--api-key", "sk-w")
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 401  # keys passed on
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-w")
+        ask = {"model": "router-random-0", "messages": [{"role": "user", "content": "hi"}]}
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: client.chat.completions.create(**ask), range(24)))
+        assert {a.model for a in answers} == {STRONG}
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log = server.communicate()[1]
+    workers = set(re.findall(r"Started server process \[(\d+)\]", log))
+    assert len(workers) == 2, log
+    assert log.count("status=200") == 24 and "sk-w" not in log

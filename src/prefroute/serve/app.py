@@ -40,7 +40,7 @@ from prefroute.errors import (
     RequestTooLargeError,
     ServeError,
 )
-from prefroute.serve.config import ServeSettings, load_settings
+from prefroute.serve.config import SETTINGS_ENV, ServeSettings
 from prefroute.serve.limits import Limiter
 from prefroute.serve.metrics import Metrics, StreamUsage, error_kind, usage_of
 from prefroute.serve.routing import RouterSet, routing_text
@@ -125,13 +125,13 @@ class Gateway:
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
-    """The app for ``settings`` (default: the file in ``$PREFROUTE_CONFIG``, if any).
+    """The app for ``settings`` (default: ``ServeSettings.from_env()``).
 
-    The factory form lets ``uvicorn --factory prefroute.serve.app:create_app``
-    run several worker processes.
+    The factory form is how each of ``prefroute serve --workers N``'s processes
+    builds its app; ``uvicorn --factory prefroute.serve.app:create_app`` works too.
     """
     if settings is None:
-        settings = load_settings(os.environ.get("PREFROUTE_CONFIG"))
+        settings = ServeSettings.from_env()
     metrics = Metrics({"strong": settings.strong, "weak": settings.weak})
 
     @asynccontextmanager
@@ -364,7 +364,11 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def run(settings: ServeSettings) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout`` s to finish."""
+    """Serve until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout`` s to finish.
+
+    NOTE: with ``workers`` > 1 each process counts its own ``/metrics`` and
+    ``/health``, and ``max_concurrency`` applies per process.
+    """
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
@@ -378,11 +382,16 @@ def run(settings: ServeSettings) -> None:
             "prefroute": {"handlers": ["default"], "level": "INFO", "propagate": False},
         },
     }
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,  # prefroute's own line per request says more
-        log_config=log_config,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,  # prefroute's own line per request says more
+        "log_config": log_config,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Worker processes import the app by name, so the settings travel in the environment.
+    os.environ[SETTINGS_ENV] = settings.to_env()
+    uvicorn.run(f"{__name__}:create_app", factory=True, workers=settings.workers, **options)

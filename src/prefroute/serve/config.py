@@ -20,6 +20,7 @@ A config file (every key optional except ``routers``)::
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -45,6 +46,8 @@ Role = Literal["strong", "weak"]
 ROLES: tuple[Role, Role] = ("strong", "weak")
 API_KEYS_ENV = "PREFROUTE_API_KEYS"
 """Comma-separated server API keys, used when neither ``--api-key`` nor the file sets any."""
+SETTINGS_ENV = "PREFROUTE_SETTINGS"
+"""Where ``prefroute serve --workers N`` hands its validated settings to the workers."""
 
 
 class UpstreamSettings(BaseModel):
@@ -150,7 +153,9 @@ class ServeSettings(RoutingSettings):
     inline unless the prompt is long. Inline gave the lower added p50 at every
     load (benchmarks/server_load.py), the threadpool the lower p99 under load:
     the tokenizer releases the GIL, so a long prompt tokenized in a thread does
-    not stall the other requests' streams. ``auto`` takes both.
+    not stall the other requests' streams. ``auto`` takes both. ``workers``
+    server processes share the port, each with its own event loop, routers
+    and limits: one event loop saturates one core.
     """
 
     host: str = "127.0.0.1"
@@ -163,6 +168,24 @@ class ServeSettings(RoutingSettings):
     routing: Literal["auto", "inline", "thread"] = "auto"
     log_prompts: bool = False
     shutdown_timeout: PositiveInt = 30
+    workers: PositiveInt = 1
+
+    def to_env(self) -> str:
+        """These settings as JSON for worker processes (``from_env`` reads them back).
+
+        Keys are written in clear: the workers are this process's own children.
+        """
+        data = self.model_dump(mode="json")
+        data["api_keys"] = [k.get_secret_value() for k in self.api_keys]
+        return json.dumps(data)
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        """The settings a parent passed in ``$PREFROUTE_SETTINGS``, else ``$PREFROUTE_CONFIG``'s."""
+        passed = os.environ.get(SETTINGS_ENV)
+        if passed is not None:
+            return cls.model_validate_json(passed)
+        return load_settings(os.environ.get("PREFROUTE_CONFIG"))
 
     def accepted_keys(self) -> list[str]:
         """Accepted bearer keys: from flags or the file, else ``$PREFROUTE_API_KEYS``."""

@@ -153,3 +153,15 @@ def test_matches_model2vec_and_is_thread_safe(static_embedder, real_prompts):
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(chunk, range(len(real_prompts) // 5)))
+
+
+def test_plain_ascii_shortcut_gives_the_full_tokenizers_ids(static_embedder, real_prompts):
+    # Plain ASCII skips BERT's Unicode normalisation; anything else must take the full path.
+    texts = [
+        *real_prompts,
+        *("Café crème", "naïve 日本語 text", "a bell\x07inside", "tab\tand\r\nnewlines"),
+        *("MiXeD CaSe ÀÉÎ", "", "   ", "x" * 5000),
+    ]
+    assert static_embedder._plain_tokenizer is not None, "the default model normalises like BERT"
+    full = static_embedder._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    assert static_embedder._token_ids(texts) == [encoding.ids for encoding in full]

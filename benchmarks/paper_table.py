@@ -10,10 +10,12 @@ with its default source weights and the seeded 1,500-question MMLU gold slice);
 the kinds in ``--breakdown`` also train on each training-data variant the paper
 compares (its Arena-only vs augmented rows): human battles only, + judge labels,
 + golden labels, and everything, each row at weight 1 (the default recipe
-leaves judge labels out and weighs the gold slice 20). All artifacts are then evaluated
-together, so MMLU leaves out the gold slice for every row alike. Prints one
-markdown table (APGR, CPT(50%), CPT(80%) per benchmark) with the paper's best
-rows under it, and writes the PNG of the default-recipe routers.
+leaves judge labels out and weighs the gold slice 20), all built from one
+collection of the battles (collecting and decontaminating is the slow part).
+All artifacts are then evaluated together, so MMLU leaves out the gold slice
+for every row alike. Prints one markdown table (APGR, CPT(50%), CPT(80%) per
+benchmark) with the paper's best rows under it, and writes the PNG of the
+default-recipe routers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from embed import machine  # benchmarks/embed.py, this script's directory is on sys.path
 from rich.console import Console
 
+from prefroute.data.collect import collect_battles
 from prefroute.data.recipe import training_set
 from prefroute.errors import PrefrouteError
 from prefroute.evals.benchmarks import BENCHMARKS, EvalSet, benchmark
@@ -90,13 +93,17 @@ def main() -> None:
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = machine()
 
+    with console.status("collecting and decontaminating the training data"):
+        collected = collect_battles(args.data_dir)
     runs: dict[tuple[str, str], Path | str] = {}
     for variant, recipe in VARIANTS.items():
         todo = kinds if variant == DEFAULT else [k for k in breakdown if k in kinds]
         if not todo:
             continue
         console.rule(f"training data: {variant}")
-        data = training_set(args.data_dir, mmlu_gold_slice=GOLD_SLICE, random_state=0, **recipe)
+        data = training_set(
+            args.data_dir, collected=collected, mmlu_gold_slice=GOLD_SLICE, random_state=0, **recipe
+        )
         describe(data, console)
         for kind in todo:
             out = args.out_dir / _slug(variant) / kind

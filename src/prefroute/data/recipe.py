@@ -122,6 +122,7 @@ def training_set(
     n_tiers: int = 10,
     embedder: Embedder | None = None,
     random_state: int = 0,
+    collected: CollectedData | None = None,
 ) -> TrainingSet:
     """Collect, decontaminate, weight, optionally add the MMLU gold slice, and tier.
 
@@ -131,14 +132,36 @@ def training_set(
     ``random_state``) as golden battles between ``strong_model`` and
     ``weak_model``, each weighing ``gold_slice_weight``; they are eval questions,
     so they must be left out of the MMLU evaluation: ``gold_slice_ids`` lists them.
+
+    ``collected`` reuses one ``collect_battles`` result for several training sets
+    (collecting and decontaminating is the slow part); ``data_dir`` still locates
+    the gold slice, and the collection arguments (``battle_files``, ``skip_bad``,
+    ``turns``, ``embedder``) must then stay at their defaults.
     """
     weights = DEFAULT_SOURCE_WEIGHTS | dict(source_weights or {})
     unknown = sorted(set(weights) - set(SOURCES))
     if unknown:
         raise ValueError(f"unknown label sources {unknown}; expected some of {list(SOURCES)}")
-    collected = collect_battles(
-        data_dir, battle_files=battle_files, skip_bad=skip_bad, turns=turns, embedder=embedder
-    )
+    if collected is None:
+        collected = collect_battles(
+            data_dir, battle_files=battle_files, skip_bad=skip_bad, turns=turns, embedder=embedder
+        )
+    else:
+        given = [
+            name
+            for name, is_given in (
+                ("battle_files", bool(battle_files)),
+                ("skip_bad", skip_bad),
+                ("turns", turns != "first"),
+                ("embedder", embedder is not None),
+            )
+            if is_given
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} given with collected=: the battles are already "
+                "collected; pass them to collect_battles instead"
+            )
     parts = [collected.battles]
     slice_ids: tuple[str, ...] = ()
     if mmlu_gold_slice > 0:

@@ -392,4 +392,5 @@ def serve(
         "port": port,
         "workers": workers,
     }
-    run(load_settings(config, {k: v for k, v in flags.items() if v}))
+    given = {k: v for k, v in flags.items() if v not in (None, [], {})}  # keeps 0: a value
+    run(load_settings(config, given))

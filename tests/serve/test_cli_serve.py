@@ -31,6 +31,8 @@ def test_bad_settings_are_one_line_and_exit_1(tmp_path: Path, random_dir: Path) 
     result = runner.invoke(app, ["serve", str(random_dir), "--config", str(config)])
     assert result.exit_code == 1
     assert "strong.timeout" in result.stderr and "Traceback" not in result.output
+    result = runner.invoke(app, ["serve", str(random_dir), "--workers", "0"])
+    assert result.exit_code == 1 and "command line: workers" in result.stderr
     twin = shutil.copytree(random_dir, tmp_path / "twin")
     result = runner.invoke(app, ["serve", str(random_dir), str(twin)])
     assert result.exit_code == 1 and "one artifact per kind" in result.stderr

@@ -47,7 +47,7 @@ class Reply:
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.response.status < 300
+        return _success(self.response.status)
 
 
 class Upstreams:
@@ -119,7 +119,7 @@ class Upstreams:
                     response = await self._send(role, payload, request_id)
                     if response.status >= 500:
                         failure = f"HTTP {response.status} {await _snippet(response)}"
-                    elif not (stream and 200 <= response.status < 300):
+                    elif not (stream and _success(response.status)):
                         content = await _read(response)
                 except TimeoutError as exc:
                     failure, timed_out = f"timed out ({type(exc).__name__})", True
@@ -150,6 +150,11 @@ class Upstreams:
     def _backoff(self, attempt: int) -> float:
         """Exponential, with jitter so retries from many requests do not arrive together."""
         return self.settings.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+
+
+def _success(status: int) -> bool:
+    """2xx; aiohttp's own ``ok`` also counts 3xx, which is not an answer to relay."""
+    return 200 <= status < 300
 
 
 async def _read(response: aiohttp.ClientResponse) -> bytes:

@@ -170,29 +170,30 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """The summed ``VmHWM`` of the process and its workers."""
-    total = 0
+def proc_texts(pid: int, name: str) -> list[str]:
+    """``/proc/<p>/<name>`` of ``pid`` and each of its workers that is still there."""
+    texts = []
     for p in process_tree(pid):
         try:
-            status = Path(f"/proc/{p}/status").read_text()
+            texts.append(Path(f"/proc/{p}/{name}").read_text())
         except OSError:
             continue
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        total += int(match.group(1)) if match else 0
+    return texts
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The summed ``VmHWM`` of the process and its workers."""
+    kb = [re.search(r"VmHWM:\s+(\d+) kB", text) for text in proc_texts(pid, "status")]
+    total = sum(int(match.group(1)) for match in kb if match)
     return total / 1024 if total else None
 
 
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time so far of a process and its workers (Linux ``/proc``)."""
-    total, found = 0, False
-    for p in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total, found = total + int(fields[11]) + int(fields[12]), True
-    return total / os.sysconf("SC_CLK_TCK") if found else None
+    stats = [text.rsplit(")", 1)[1].split() for text in proc_texts(pid, "stat")]
+    if not stats:
+        return None
+    return sum(int(f[11]) + int(f[12]) for f in stats) / os.sysconf("SC_CLK_TCK")
 
 
 def routing_totals(port: int) -> tuple[float, float]:

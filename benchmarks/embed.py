@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefroute.data.registry import data_dir
+from prefroute.data.location import data_dir
 from prefroute.embed import CachedEmbedder, Embedder, get_embedder
 from prefroute.embed.minilm import MiniLMEmbedder, default_minilm_dir, physical_cores
 

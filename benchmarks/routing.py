@@ -49,8 +49,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from prefroute.data import shipped
+from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.recipe import TrainingSet, training_set
-from prefroute.data.registry import data_dir as resolve_data_dir
 from prefroute.routers.registry import KINDS, router_class
 from prefroute.training import describe, train_router
 

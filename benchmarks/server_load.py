@@ -5,7 +5,7 @@ upstream and through the server, in one run, at each level of concurrency.
         [--concurrency 1,4,16,64] [--delay 0.05] [--stream-share 0.5]
         [--routing auto,inline,thread] [--seed 0]
 
-Three processes: the fake OpenAI upstream (``prefroute.serve.fake_upstream``,
+Three processes: the fake OpenAI upstream (``prefroute.testing``,
 a fixed ``--delay`` before each answer), ``prefroute serve`` with an MF router
 (``--router DIR``, else one trained here on the shipped recipe, ~1 min), and
 this load generator: ``--concurrency`` clients on keep-alive connections send
@@ -319,7 +319,7 @@ def main() -> None:
     modes = args.routing.split(",")
     command = "python benchmarks/server_load.py " + shlex.join(sys.argv[1:])
 
-    from prefroute.data.registry import data_dir
+    from prefroute.data.location import data_dir
     from prefroute.data.shipped import arena_prompts
 
     prompts = arena_prompts(data_dir())
@@ -343,7 +343,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "prefroute.serve.fake_upstream",
+                "prefroute.testing",
                 "--port",
                 str(up_port),
                 "--delay",

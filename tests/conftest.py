@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from prefroute.data.registry import data_dir as resolve_data_dir
+from prefroute.data.location import data_dir as resolve_data_dir
 
 
 @pytest.fixture(scope="session")

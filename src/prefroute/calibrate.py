@@ -83,8 +83,8 @@ def calibrate_artifact(
     benchmarks). Returns the reloaded router and the scores.
     """
     from prefroute.data import shipped
+    from prefroute.data.location import data_dir as resolve_data_dir
     from prefroute.data.readers import read_prompts
-    from prefroute.data.registry import data_dir as resolve_data_dir
     from prefroute.routers.base import Router
 
     router = Router.load(artifact)

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from prefroute.data.models import canonical_name, normalise
+from prefroute.data.model_names import canonical_name, normalise
 from prefroute.data.schema import Battles, Scores
 from prefroute.data.shipped import (
     ANONYMOUS_MODEL,

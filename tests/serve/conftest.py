@@ -19,7 +19,7 @@ from prefroute.calibrate import calibration_table
 from prefroute.data.schema import Battles
 from prefroute.routers.random import RandomRouter
 from prefroute.serve.app import create_app
-from prefroute.serve.fake_upstream import FakeUpstream
+from prefroute.testing import FakeUpstream
 
 from .servers import STRONG, WEAK, serve_in_thread, settings_for
 

@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 
 from prefroute.serve.config import ServeSettings, load_settings
-from prefroute.serve.fake_upstream import FakeUpstream
+from prefroute.testing import FakeUpstream
 
 STRONG, WEAK = "big-model", "small-model"
 

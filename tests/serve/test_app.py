@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from prefroute.serve.app import THREAD_ROUTING_MIN_CHARS, create_app
-from prefroute.serve.fake_upstream import Behaviour, FakeUpstream
+from prefroute.testing import Behaviour, FakeUpstream
 
 from .servers import STRONG, WEAK, free_port, serve_in_thread, settings_for
 

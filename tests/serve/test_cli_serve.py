@@ -18,7 +18,7 @@ import openai
 from typer.testing import CliRunner
 
 from prefroute.cli import app
-from prefroute.serve.fake_upstream import Behaviour, FakeUpstream
+from prefroute.testing import Behaviour, FakeUpstream
 
 from .servers import STRONG, free_port
 

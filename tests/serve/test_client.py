@@ -10,7 +10,7 @@ import pytest
 
 import prefroute
 from prefroute.errors import InvalidRequestError
-from prefroute.serve.fake_upstream import Behaviour, FakeUpstream
+from prefroute.testing import Behaviour, FakeUpstream
 
 from .servers import STRONG, WEAK, free_port
 

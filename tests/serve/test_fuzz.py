@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from prefroute.serve.fake_upstream import FakeUpstream
+from prefroute.testing import FakeUpstream
 
 schemathesis = pytest.importorskip("schemathesis")
 

@@ -17,8 +17,8 @@ import polars as pl
 from prefroute.data import shipped
 from prefroute.data.augment import battles_from_preferences, battles_from_scores
 from prefroute.data.decontam import DecontamResult, decontaminate
+from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.readers import ReadReport, read_battles_report
-from prefroute.data.registry import data_dir as resolve_data_dir
 from prefroute.data.schema import Battles, Turns
 from prefroute.embed import Embedder
 

@@ -41,7 +41,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 import polars as pl
 
-from prefroute.data.models import canonicalise
+from prefroute.data.model_names import canonicalise
 from prefroute.data.schema import SOURCES, TURN_POLICIES, WINNERS, Battles, Scores, Turns
 from prefroute.errors import DataError, Problem
 

@@ -21,7 +21,7 @@ import polars as pl
 from prefroute.data import shipped
 from prefroute.data.augment import battles_from_scores
 from prefroute.data.collect import CollectedData, collect_battles
-from prefroute.data.registry import data_dir as resolve_data_dir
+from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.schema import SOURCES, Battles, Scores, Turns
 from prefroute.data.tiers import rating_table
 from prefroute.embed import Embedder

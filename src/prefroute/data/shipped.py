@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 
 import polars as pl
 
-from prefroute.data.models import canonicalise
+from prefroute.data.model_names import canonicalise
 from prefroute.data.readers import WINNER_SYNONYMS, prompt_from_conversation
 from prefroute.data.schema import TURN_POLICIES, Battles, Scores, Turns
 from prefroute.errors import DataError

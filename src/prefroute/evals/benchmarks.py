@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prefroute.data.models import canonical_name
+from prefroute.data.location import data_dir as resolve_data_dir
+from prefroute.data.model_names import canonical_name
 from prefroute.data.readers import read_scores_report
-from prefroute.data.registry import data_dir as resolve_data_dir
 from prefroute.data.shipped import load_eval_scores, read_shipped
 from prefroute.errors import DataError, EvalError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK

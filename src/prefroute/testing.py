@@ -5,7 +5,7 @@ keys. It answers ``POST /v1/chat/completions`` like OpenAI does (a
 completion, or ``data: {chunk}`` events then ``data: [DONE]``), echoing the
 requested model, and each model can be told to be slow, to fail with a
 status (always or the first N times), or to drop the connection mid-stream.
-Run it alone with ``python -m prefroute.serve.fake_upstream --port 9000 --delay 0.05``.
+Run it alone with ``python -m prefroute.testing --port 9000 --delay 0.05``.
 """
 
 from __future__ import annotations

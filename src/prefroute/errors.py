@@ -6,6 +6,7 @@
     ├── DataDirNotFoundError (FileNotFoundError)
     ├── EmbedderError (RuntimeError)    an embedder cannot be built, loaded or called
     ├── UnknownModelError (ValueError)  a model name the router has nothing learned for
+    ├── UnknownPriceError (LookupError) a model with no price in the price table
     ├── ArtifactError (ValueError)      a router artifact is missing, of another format
     │                                   version, or made with another embedder
     ├── EvalError (ValueError)          an evaluation that cannot be computed as asked
@@ -95,6 +96,18 @@ class EmbedderError(PrefrouteError, RuntimeError):
 
 class UnknownModelError(PrefrouteError, ValueError):
     """A model name a router has no learned parameters for; the message lists close names."""
+
+
+class UnknownPriceError(PrefrouteError, LookupError):
+    """A model with no price: says where prices were looked for and how to add one."""
+
+    def __init__(self, model: str, looked_in: Sequence[str]) -> None:
+        self.model = model
+        super().__init__(
+            f"no price for model {model!r} (looked in {', '.join(looked_in)}); give it in a "
+            f'TOML file passed as --prices FILE: ["{model}"] input = <$ per 1M input tokens> '
+            "output = <$ per 1M output tokens>"
+        )
 
 
 class ArtifactError(PrefrouteError, ValueError):

@@ -162,8 +162,8 @@ def _entry_problems(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
     bad = []
     for field in ("input", "output"):
         value = entry.get(field)
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (number and value >= 0):  # NaN fails ">= 0" too
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            # "not >= 0" also refuses NaN
             got = "no value (the field is missing)" if value is None else repr(value)
             bad.append((field, "a price in $ per 1M tokens, >= 0", got))
     for field in sorted(set(entry) - _FIELDS):

@@ -14,8 +14,8 @@ import orjson
 import polars as pl
 import pytest
 
+from prefroute.conversation import conversation_text
 from prefroute.data.readers import (
-    prompt_from_conversation,
     read_battles,
     read_battles_report,
     read_scores,
@@ -220,9 +220,9 @@ def test_kaggle_csv(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
     assert frame["winner"].cast(pl.String).to_list() == [r["winner"].split(" ")[0] for r in arena]
     # Kaggle keeps user turns and answers apart; "all" renders them like a conversation.
     kaggle_all = read_battles(path, turns="all").frame["prompt"].to_list()
-    assert kaggle_all == [prompt_from_conversation(r["conversation_a"], "all") for r in arena]
+    assert kaggle_all == [conversation_text(r["conversation_a"], "all") for r in arena]
     kaggle_last = read_battles(path, turns="last").frame["prompt"].to_list()
-    assert kaggle_last == [prompt_from_conversation(r["conversation_a"], "last") for r in arena]
+    assert kaggle_last == [conversation_text(r["conversation_a"], "last") for r in arena]
 
 
 def test_parquet_plain_and_nested(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
@@ -235,7 +235,7 @@ def test_parquet_plain_and_nested(tmp_path: Path, arena: list[dict[str, Any]]) -
     nested.write_parquet(tmp_path / "arena.parquet")
     frame = read_battles(tmp_path / "arena.parquet", turns="last").frame
     assert frame["prompt"].to_list() == [
-        prompt_from_conversation(r["conversation_a"], "last") for r in arena
+        conversation_text(r["conversation_a"], "last") for r in arena
     ]
 
 

@@ -1,4 +1,4 @@
-"""Model names to routers and thresholds; conversations to the text a router scores."""
+"""Model names to routers and thresholds (the routing text: tests/test_conversation.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from prefroute.data.schema import Battles
 from prefroute.errors import InvalidRequestError
 from prefroute.routers.random import RandomRouter
 from prefroute.serve.config import RoutingSettings
-from prefroute.serve.routing import RouterSet, routing_text, text_of
+from prefroute.serve.routing import RouterSet
 
 from .servers import STRONG, WEAK
 
@@ -72,32 +72,3 @@ def test_upstream_model_ids_default_to_the_artifact_names(routers: RouterSet) ->
     assert (decision.role, decision.model, decision.other) == ("strong", STRONG, "weak")
     assert decision.models == {"strong": STRONG, "weak": "local-llama"}
     assert WEAK not in decision.models.values()
-
-
-def test_text_of_takes_text_parts_only() -> None:
-    parts = [
-        {"type": "text", "text": "look"},
-        {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
-        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
-        {"type": "text", "text": "here"},
-        "not a part",
-        {"type": "text", "text": None},
-    ]
-    assert text_of(parts) == "look\nhere"
-    assert text_of(None) == "" and text_of(5) == "" and text_of("plain") == "plain"
-
-
-def test_routing_text_follows_the_turn_policy() -> None:
-    conversation = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]},
-        {"role": "user", "content": "first"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
-        {"role": "tool", "tool_call_id": "1", "content": "tool output"},
-        {"role": "user", "content": [{"type": "text", "text": "last"}]},
-    ]
-    assert routing_text(conversation, "first") == "first"  # the image-only turn has no text
-    assert routing_text(conversation, "last") == "last"
-    assert routing_text(conversation, "all") == "first\n\nlast"
-    system_only = [{"role": "system", "content": "Summarise the news."}]
-    assert routing_text(system_only, "first") == "Summarise the news."

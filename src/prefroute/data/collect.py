@@ -14,12 +14,13 @@ from pathlib import Path
 
 import polars as pl
 
+from prefroute.conversation import Turns
 from prefroute.data import shipped
 from prefroute.data.augment import battles_from_preferences, battles_from_scores
 from prefroute.data.decontam import DecontamResult, decontaminate
 from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.readers import ReadReport, read_battles_report
-from prefroute.data.schema import Battles, Turns
+from prefroute.data.schema import Battles
 from prefroute.embed import Embedder
 
 

@@ -41,13 +41,13 @@ from typing import Any, Generic, TypeVar
 import orjson
 import polars as pl
 
+from prefroute.conversation import TURN_POLICIES, USER_ROLES, Turns, conversation_text
 from prefroute.data.model_names import canonicalise
-from prefroute.data.schema import SOURCES, TURN_POLICIES, WINNERS, Battles, Scores, Turns
+from prefroute.data.schema import SOURCES, WINNERS, Battles, Scores
 from prefroute.errors import DataError, Problem
 
 __all__ = [
     "ReadReport",
-    "prompt_from_conversation",
     "read_battles",
     "read_battles_report",
     "read_scores",
@@ -70,7 +70,6 @@ ONE_HOT = ("winner_model_a", "winner_model_b", "winner_tie")
 # Spellings of the arena's "both are bad" tie across its releases.
 WINNER_SYNONYMS = {"tie (bothbad)": "tie_bothbad", "both_bad": "tie_bothbad"}
 PROMPT_ID_COLUMNS = ("prompt_id", "question_id", "id")
-USER_ROLES = frozenset({"user", "human"})
 
 FORMATS = {
     "plain": "plain battles format",
@@ -480,63 +479,40 @@ def _clean_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _content(content: Any) -> str | None:
-    if content.__class__ is str:
-        return content
-    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...] message parts
-        parts = [p.get("text") for p in content if isinstance(p, dict)]
-        return "\n".join(p for p in parts if isinstance(p, str))
-    return None
+def _is_turn_list(value: Any) -> bool:
+    """A non-empty list of user turns, each a string or null (a null turn has no text)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(v is None or v.__class__ is str for v in value)
+    )
 
 
-def prompt_from_conversation(messages: Sequence[dict[str, Any]], turns: Turns) -> str | None:
-    """The routing prompt of a chat: the first or last user turn, or the whole
-    conversation as ``role: content`` lines (``turns="all"``).
-
-    A router decides before any answer exists, so ``first`` (the default) is
-    what it sees at serving time; ``all`` keeps context for multi-turn studies.
-    Returns None when there is no user turn.
-    """
-    if turns == "all":
-        lines = [f"{m.get('role')}: {_content(m.get('content')) or ''}" for m in messages]
-        has_user = any(m.get("role") in USER_ROLES for m in messages)
-        return "\n".join(lines) if has_user else None
-    users = [_content(m.get("content")) for m in messages if m.get("role") in USER_ROLES]
-    users = [u for u in users if u is not None]
-    if not users:
-        return None
-    return users[0] if turns == "first" else users[-1]
-
-
-def _prompt_from_turns(user: list[Any], answers: list[Any] | None, turns: Turns) -> str | None:
-    """Kaggle keeps user turns and answers in two lists; same policy as conversations."""
-    user = ["" if u is None else u for u in user]
-    if not user or not all(isinstance(u, str) for u in user):
-        return None
-    if turns == "first":
-        return user[0]
-    if turns == "last":
-        return user[-1]
-    lines: list[str] = []
+def _as_messages(user: list[Any], answers: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Kaggle-style parallel lists of user turns and answers as one chat."""
+    messages: list[dict[str, Any]] = []
     for i, text in enumerate(user):
-        lines.append(f"user: {text}")
+        messages.append({"role": "user", "content": text})
         if answers is not None and i < len(answers):
-            answer = answers[i]
-            lines.append(f"assistant: {answer if isinstance(answer, str) else ''}")
-    return "\n".join(lines)
+            messages.append({"role": "assistant", "content": answers[i]})
+    return messages
 
 
-def _conversation_prompts(values: list[Any], turns: Turns, bad: _Bad) -> list[str | None]:
+def _conversation_prompts(
+    values: list[Any], turns: Turns, bad: _Bad, field: str
+) -> list[str | None]:
     expected = "a list of {role, content} messages with a user turn"
     out: list[str | None] = []
     for i, v in enumerate(values):
         messages = _decoded(v)
-        if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
-            prompt = prompt_from_conversation(messages, turns)
-            if prompt is not None:
-                out.append(prompt)
-                continue
-        bad.add(i, "conversation_a", expected, _show(v))
+        if (
+            isinstance(messages, list)
+            and all(isinstance(m, dict) for m in messages)
+            and any(m.get("role") in USER_ROLES for m in messages)
+        ):
+            out.append(conversation_text(messages, turns))  # None (no text): a blank prompt
+            continue
+        bad.add(i, field, expected, _show(v))
         out.append(None)
     return out
 
@@ -548,19 +524,18 @@ def _kaggle_prompts(
     out: list[str | None] = []
     for i, v in enumerate(values):
         user = _decoded(v)
-        prompt = _prompt_from_turns(user, None, turns) if isinstance(user, list) else None
-        if prompt is None:
+        if not _is_turn_list(user):
             bad.add(i, "prompt", expected, _show(v))
             out.append(None)
             continue
+        answer = None
         raw = answers[i] if turns == "all" and answers is not None else None
         if raw is not None and raw is not _ABSENT and raw != "":
             answer = _decoded(raw)
-            if isinstance(answer, list):
-                prompt = _prompt_from_turns(user, answer, turns)
-            else:
+            if not isinstance(answer, list):
                 bad.add(i, "response_a", "a JSON list of answers", _show(raw))
-        out.append(prompt)
+                answer = None
+        out.append(conversation_text(_as_messages(user, answer), turns))  # None: a blank prompt
     return out
 
 
@@ -570,7 +545,7 @@ def _plain_prompts(values: list[Any], turns: Turns, bad: _Bad) -> list[str | Non
         if v.__class__ is str or v is None:
             out.append(v)
         elif isinstance(v, list) and v and all(isinstance(t, str) for t in v):
-            out.append(_prompt_from_turns(v, None, turns))  # a list of user turns
+            out.append(conversation_text(_as_messages(v), turns))  # a list of user turns
         else:
             bad.add(i, "prompt", "a non-empty string", _show(v))
             out.append(None)
@@ -732,7 +707,8 @@ def read_battles_report(
     """Read pairwise battles in any supported format, and say what was dropped.
 
     ``turns`` picks the prompt of a multi-turn chat (``first`` user turn,
-    ``last``, or ``all`` as ``role: content`` lines). ``source`` labels records
+    ``last``, or ``all`` as ``role: text`` lines), exactly as serving does
+    (``prefroute.conversation``). ``source`` labels records
     unless the file has its own human/judge/golden ``source`` column (one
     holding provenance instead is ignored); ``dataset`` defaults to the file's
     stem. Model names are canonicalised (``aliases`` adds a TOML alias file).
@@ -747,7 +723,7 @@ def read_battles_report(
     fmt = _battle_format(rows)
     bad = _Bad()
     if fmt == "arena":
-        prompts = _conversation_prompts(rows.values("conversation_a"), turns, bad)
+        prompts = _conversation_prompts(rows.values("conversation_a"), turns, bad, "conversation_a")
     elif fmt == "kaggle":
         answers = rows.values("response_a") if "response_a" in rows.columns else None
         prompts = _kaggle_prompts(rows.values("prompt"), answers, turns, bad)
@@ -976,7 +952,7 @@ def read_prompts(path: str | Path, *, turns: Turns = "first") -> tuple[list[str]
     if column == "prompt":
         prompts = _plain_prompts(values, turns, bad)
     else:
-        prompts = _conversation_prompts(values, turns, bad)
+        prompts = _conversation_prompts(values, turns, bad, column)
     for i, prompt in enumerate(prompts):
         if prompt is None or not prompt.strip():
             bad.add(i, column, "a non-empty prompt", _show(values[i]))

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from prefroute.conversation import Turns
 from prefroute.data import shipped
 from prefroute.data.augment import battles_from_scores
 from prefroute.data.collect import CollectedData, collect_battles
 from prefroute.data.location import data_dir as resolve_data_dir
-from prefroute.data.schema import SOURCES, Battles, Scores, Turns
+from prefroute.data.schema import SOURCES, Battles, Scores
 from prefroute.data.tiers import rating_table
 from prefroute.embed import Embedder
 

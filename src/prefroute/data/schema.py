@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Self
 
 import polars as pl
 
 WINNERS = ("model_a", "model_b", "tie", "tie_bothbad")
 SOURCES = ("human", "judge", "golden")
-Turns = Literal["first", "last", "all"]
-TURN_POLICIES: tuple[str, ...] = ("first", "last", "all")
 
 BATTLE_SCHEMA: dict[str, pl.DataType] = {
     "prompt_id": pl.String(),

@@ -27,9 +27,10 @@ from typing import Generic, TypeVar
 
 import polars as pl
 
+from prefroute.conversation import TURN_POLICIES, Turns, conversation_text
 from prefroute.data.model_names import canonicalise
-from prefroute.data.readers import WINNER_SYNONYMS, prompt_from_conversation
-from prefroute.data.schema import TURN_POLICIES, Battles, Scores, Turns
+from prefroute.data.readers import WINNER_SYNONYMS
+from prefroute.data.schema import Battles, Scores
 from prefroute.errors import DataError
 
 __all__ = [
@@ -248,7 +249,7 @@ def _arena_sample(data_dir: Path, turns: Turns, drops: _Drops) -> Battles:
     schema = {**_BATTLE_FIELDS, "conversation_a": pl.List(message)}
     frame = read_shipped(data_dir, "chatbot-arena-fastchat-sample", "battles", schema)
     prompts = [
-        prompt_from_conversation(c, turns) if c is not None else None
+        conversation_text(c, turns) if c is not None else None
         for c in frame["conversation_a"].to_list()
     ]
     frame = frame.with_columns(pl.Series("prompt", prompts, dtype=pl.String))

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from prefroute import __version__
+from prefroute.conversation import conversation_text
 from prefroute.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -43,7 +44,7 @@ from prefroute.errors import (
 from prefroute.serve.config import SETTINGS_ENV, ServeSettings
 from prefroute.serve.limits import Limiter
 from prefroute.serve.metrics import Metrics, StreamUsage, error_kind, usage_of
-from prefroute.serve.routing import RouterSet, routing_text
+from prefroute.serve.routing import RouterSet
 from prefroute.serve.schema import openapi_body, parse_chat_request
 from prefroute.serve.stream import ProxyStream
 from prefroute.serve.upstream import Reply, Upstreams
@@ -228,7 +229,7 @@ async def chat_completions(request: Request) -> Response:
     trace.stream = body.get("stream") is True
     selection = gw.routers.select(body["model"])
     start = time.perf_counter()
-    text = routing_text(body["messages"], selection.turns)
+    text = conversation_text(body["messages"], selection.turns) or ""  # no user text: ""
     if _inline(gw.settings.routing, text):
         decision = selection.decide_text(text)
     else:

@@ -39,9 +39,9 @@ from pydantic import (
     field_validator,
 )
 
+from prefroute.conversation import Turns
 from prefroute.errors import ConfigError, PrefrouteError
 
-Turns = Literal["first", "last", "all"]
 Role = Literal["strong", "weak"]
 ROLES: tuple[Role, Role] = ("strong", "weak")
 API_KEYS_ENV = "PREFROUTE_API_KEYS"

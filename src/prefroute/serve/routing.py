@@ -6,9 +6,10 @@ The ``model`` field picks a router and a threshold, RouteLLM-compatible:
 - ``router-<kind>@<share>%``, e.g. ``router-mf@30%``: the threshold the artifact's
   calibration gives for sending 30% of queries to the strong model.
 
-The router scores the text of the user turns only: tool calls, tool results
-and image parts carry no text the artifacts were trained on, so they are
-skipped rather than rejected. Shared by the server and the in-process client.
+The router scores ``prefroute.conversation.conversation_text`` of the messages
+under the served turn policy, the text the training readers built, so training
+and serving cannot drift apart; a request with no user text routes on the empty
+text. Shared by the server and the in-process client.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prefroute.conversation import Turns, conversation_text
 from prefroute.errors import InvalidRequestError
 from prefroute.routers.base import Router
-from prefroute.serve.config import Role, RoutingSettings, Turns
+from prefroute.serve.config import Role, RoutingSettings
 
 NAME = re.compile(r"router-(?P<kind>[a-z0-9_]+)(?:-(?P<threshold>.+)|@(?P<share>.+)%)", re.S)
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -29,36 +31,6 @@ EXAMPLES = (
     "router-<kind>-<threshold> (e.g. router-mf-0.1159) or router-<kind>@<share>% "
     "(e.g. router-mf@30%)"
 )
-
-
-def text_of(content: Any) -> str:
-    """The text of one message's ``content``: a string, or the text parts of a list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping)
-            and part.get("type") == "text"
-            and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
-def routing_text(messages: Sequence[Mapping[str, Any]], turns: Turns) -> str:
-    """The text the router scores: the first, last or all user turns that have text.
-
-    A conversation with no user text (a system prompt only) routes on all of its text.
-    """
-    texts = [t for m in messages if m.get("role") == "user" and (t := text_of(m.get("content")))]
-    if not texts:
-        return "\n\n".join(t for m in messages if (t := text_of(m.get("content"))))
-    if turns == "first":
-        return texts[0]
-    if turns == "last":
-        return texts[-1]
-    return "\n\n".join(texts)
 
 
 @dataclass(frozen=True)
@@ -94,7 +66,7 @@ class Selection:
 
     def decide(self, messages: Sequence[Mapping[str, Any]]) -> Decision:
         """Score the routing text and compare with the threshold (as ``Router.route`` does)."""
-        return self.decide_text(routing_text(messages, self.turns))
+        return self.decide_text(conversation_text(messages, self.turns) or "")
 
     def decide_text(self, text: str) -> Decision:
         """``decide`` for a routing text already taken from the messages."""

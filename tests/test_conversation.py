@@ -18,7 +18,7 @@ import pytest
 from serve.servers import STRONG, WEAK, serve_in_thread, settings_for
 
 from prefroute.conversation import TURN_POLICIES, Turns, conversation_text, message_text
-from prefroute.data.readers import read_battles_report, read_prompts
+from prefroute.data.readers import read_battles, read_prompts
 from prefroute.data.schema import Battles
 from prefroute.errors import DataError
 from prefroute.routers.random import RandomRouter
@@ -187,7 +187,7 @@ def test_training_and_serving_see_the_same_text(
     turns: Turns,
 ) -> None:
     names = list(conversations)
-    report = read_battles_report(
+    report = read_battles(
         _battle_file(tmp_path / "arena.jsonl", conversations), turns=turns, skip_bad=True
     )
     trained = dict(report.table.frame.select("prompt_id", "prompt").iter_rows())

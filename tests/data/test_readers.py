@@ -17,9 +17,7 @@ import pytest
 from prefroute.conversation import conversation_text
 from prefroute.data.readers import (
     read_battles,
-    read_battles_report,
     read_scores,
-    read_scores_report,
 )
 from prefroute.data.shipped import load_battles
 from prefroute.errors import DataError
@@ -101,7 +99,7 @@ def _winners(rows: list[dict[str, Any]]) -> list[str]:
 
 def test_plain_jsonl_round_trip(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
     path = _jsonl(tmp_path / "battles.jsonl", _plain(arena))
-    frame = read_battles(path).frame
+    frame = read_battles(path).table.frame
     assert frame.height == len(arena)
     assert frame["prompt"].to_list() == [r["prompt"] for r in arena]
     assert frame["prompt_id"].to_list() == [r["prompt_id"] for r in arena]
@@ -119,7 +117,7 @@ def test_model_names_are_canonical(tmp_path: Path, arena: list[dict[str, Any]]) 
         "model_b": "vicuna-13b:20230322-clean-lang",
     }
     rows[2] |= {"model_a": "gpt35", "model_b": "mistralai/mixtral-8x7b-chat"}
-    frame = read_battles(_jsonl(tmp_path / "b.jsonl", rows)).frame
+    frame = read_battles(_jsonl(tmp_path / "b.jsonl", rows)).table.frame
     assert frame["model_a"].to_list() == [
         "gpt-4-1106-preview",
         "llama-3.1-70b-instruct",
@@ -134,7 +132,7 @@ def test_model_names_are_canonical(tmp_path: Path, arena: list[dict[str, Any]]) 
 
 def test_provenance_source_column_is_ignored(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
     """The shipped files (like many public ones) use ``source`` for provenance."""
-    frame = read_battles(_jsonl(tmp_path / "b.jsonl", arena), source="judge").frame
+    frame = read_battles(_jsonl(tmp_path / "b.jsonl", arena), source="judge").table.frame
     assert set(frame["source"].cast(pl.String)) == {"judge"}
 
 
@@ -143,7 +141,7 @@ def test_user_alias_file(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
     aliases.write_text('[aliases]\n"gpt-4-1106-preview" = ["our-strong-model"]\n')
     rows = _plain(arena[:1])
     rows[0]["model_a"] = "our-strong-model"
-    frame = read_battles(_jsonl(tmp_path / "b.jsonl", rows), aliases=aliases).frame
+    frame = read_battles(_jsonl(tmp_path / "b.jsonl", rows), aliases=aliases).table.frame
     assert frame["model_a"].to_list() == ["gpt-4-1106-preview"]
 
 
@@ -153,17 +151,17 @@ def test_lmsys_json_array_and_turn_policies(tmp_path: Path, arena: list[dict[str
     path = tmp_path / "chatbot_arena_conversations.json"
     path.write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
 
-    first = read_battles_report(path)
+    first = read_battles(path)
     assert first.format == "arena"
     assert first.table.frame["prompt"].to_list() == [r["prompt"] for r in arena]
     assert first.table.frame["prompt_id"].to_list() == [r["prompt_id"] for r in arena]
 
-    last = read_battles(path, turns="last").frame["prompt"].to_list()
+    last = read_battles(path, turns="last").table.frame["prompt"].to_list()
     users = [[m["content"] for m in r["conversation_a"] if m["role"] == "user"] for r in arena]
     assert last == [u[-1] for u in users]
     assert sum(a != b for a, b in zip(last, [u[0] for u in users], strict=True)) > 0
 
-    whole = read_battles(path, turns="all").frame["prompt"].to_list()
+    whole = read_battles(path, turns="all").table.frame["prompt"].to_list()
     multi = whole[-1].splitlines()
     assert multi[0].startswith("user: ") and any(x.startswith("assistant: ") for x in multi)
     for text, r in zip(whole, arena, strict=True):
@@ -177,8 +175,8 @@ def test_reader_and_shipped_loader_agree(
     tmp_path: Path, data_dir: Path, arena: list[dict[str, Any]], turns: str
 ) -> None:
     path = _jsonl(tmp_path / "arena.jsonl", arena)
-    read = read_battles(path, turns=turns).frame.select("prompt_id", "prompt")
-    shipped = load_battles(data_dir, turns=turns).frame.select("prompt_id", "prompt")
+    read = read_battles(path, turns=turns).table.frame.select("prompt_id", "prompt")
+    shipped = load_battles(data_dir, turns=turns).table.frame.select("prompt_id", "prompt")
     assert (
         read.join(shipped, on="prompt_id", how="left")
         .filter(pl.col("prompt") != pl.col("prompt_right"))
@@ -204,7 +202,7 @@ def test_arena_one_hot_and_json_encoded_conversation(
                 "winner_tie": w.startswith("tie"),
             }
         )
-    frame = read_battles(_jsonl(tmp_path / "arena-100k.jsonl", records), turns="last").frame
+    frame = read_battles(_jsonl(tmp_path / "arena-100k.jsonl", records), turns="last").table.frame
     expected = [r["winner"].split(" ")[0] for r in arena]
     assert frame["winner"].cast(pl.String).to_list() == expected
     assert frame["prompt_id"].to_list() == [r["prompt_id"] for r in arena]
@@ -213,27 +211,27 @@ def test_arena_one_hot_and_json_encoded_conversation(
 def test_kaggle_csv(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
     header, rows = _kaggle(arena)
     path = _csv(tmp_path / "train.csv", header, rows)
-    report = read_battles_report(path)
+    report = read_battles(path)
     frame = report.table.frame
     assert report.format == "kaggle"
     assert frame["prompt"].to_list() == [r["prompt"] for r in arena]
     assert frame["winner"].cast(pl.String).to_list() == [r["winner"].split(" ")[0] for r in arena]
     # Kaggle keeps user turns and answers apart; "all" renders them like a conversation.
-    kaggle_all = read_battles(path, turns="all").frame["prompt"].to_list()
+    kaggle_all = read_battles(path, turns="all").table.frame["prompt"].to_list()
     assert kaggle_all == [conversation_text(r["conversation_a"], "all") for r in arena]
-    kaggle_last = read_battles(path, turns="last").frame["prompt"].to_list()
+    kaggle_last = read_battles(path, turns="last").table.frame["prompt"].to_list()
     assert kaggle_last == [conversation_text(r["conversation_a"], "last") for r in arena]
 
 
 def test_parquet_plain_and_nested(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
     pl.DataFrame(_plain(arena)).write_parquet(tmp_path / "plain.parquet")
-    assert read_battles(tmp_path / "plain.parquet").frame["prompt"].to_list() == [
+    assert read_battles(tmp_path / "plain.parquet").table.frame["prompt"].to_list() == [
         r["prompt"] for r in arena
     ]
     keys = ("prompt_id", "model_a", "model_b", "winner", "conversation_a")
     nested = pl.DataFrame([{k: r[k] for k in keys} for r in arena])
     nested.write_parquet(tmp_path / "arena.parquet")
-    frame = read_battles(tmp_path / "arena.parquet", turns="last").frame
+    frame = read_battles(tmp_path / "arena.parquet", turns="last").table.frame
     assert frame["prompt"].to_list() == [
         conversation_text(r["conversation_a"], "last") for r in arena
     ]
@@ -249,7 +247,7 @@ def test_gzipped_files(tmp_path: Path, arena: list[dict[str, Any]], name: str) -
         frame.write_parquet(buffer)
     else:
         frame.write_ndjson(buffer)
-    table = read_battles(_gz(tmp_path / name, buffer.getvalue()), dataset="arena-sample")
+    table = read_battles(_gz(tmp_path / name, buffer.getvalue()), dataset="arena-sample").table
     assert table.frame["prompt"].to_list() == [r["prompt"] for r in arena]
     assert set(table.frame["dataset"]) == {"arena-sample"}
 
@@ -258,26 +256,30 @@ def test_plain_csv_with_weight_and_source(tmp_path: Path, arena: list[dict[str, 
     header = ["prompt", "model_a", "model_b", "winner", "weight", "source"]
     rows = [[r["prompt"], r["model_a"], r["model_b"], r["winner"], "0.5", "judge"] for r in arena]
     rows[0][4:] = ["", ""]  # empty weight / source: the defaults
-    frame = read_battles(_csv(tmp_path / "b.csv", header, rows)).frame
+    frame = read_battles(_csv(tmp_path / "b.csv", header, rows)).table.frame
     assert frame["weight"].to_list() == [1.0] + [0.5] * (len(arena) - 1)
     assert frame["source"].cast(pl.String).to_list() == ["human"] + ["judge"] * (len(arena) - 1)
 
 
 def test_scores_round_trip(tmp_path: Path, mmlu: list[dict[str, Any]]) -> None:
     keys = ("prompt_id", "prompt", "model", "correct")
-    table = read_scores(_jsonl(tmp_path / "mmlu.jsonl", [{k: r[k] for k in keys} for r in mmlu]))
+    table = read_scores(
+        _jsonl(tmp_path / "mmlu.jsonl", [{k: r[k] for k in keys} for r in mmlu])
+    ).table
     assert table.frame["score"].to_list() == [float(r["correct"]) for r in mmlu]
     assert set(table.models) == {"gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"}
     assert set(table.frame["source"].cast(pl.String)) == {"golden"}
 
     spellings = ["true", "0", "1", "False", "yes", "no"]
     rows = [[r["prompt"], r["model"], spellings[i % 6]] for i, r in enumerate(mmlu)]
-    frame = read_scores(_csv(tmp_path / "mmlu.csv", ["prompt", "model", "correct"], rows)).frame
+    frame = read_scores(
+        _csv(tmp_path / "mmlu.csv", ["prompt", "model", "correct"], rows)
+    ).table.frame
     assert frame["score"].to_list() == [[1.0, 0.0, 1.0, 0.0, 1.0, 0.0][i % 6] for i in range(20)]
 
     rows = [[r["prompt"], r["model"], str(i / 20)] for i, r in enumerate(mmlu)]
     path = _csv(tmp_path / "graded.csv", ["prompt", "model", "score"], rows)
-    frame = read_scores(path, source="judge").frame
+    frame = read_scores(path, source="judge").table.frame
     assert frame["score"].to_list() == [i / 20 for i in range(20)]
 
 
@@ -288,7 +290,7 @@ def test_100k_rows_fast(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
         for i in range(100_000):
             fh.write(orjson.dumps(plain[i % len(plain)] | {"prompt_id": f"x/{i}"}) + b"\n")
     start = time.perf_counter()
-    table = read_battles(path)
+    table = read_battles(path).table
     elapsed = time.perf_counter() - start
     assert len(table) == 100_000
     assert elapsed < 6.0, f"reading 100k rows took {elapsed:.1f}s"
@@ -364,7 +366,7 @@ def test_skip_bad_drops_and_counts(tmp_path: Path, arena: list[dict[str, Any]]) 
     lines[12] = b'{"prompt": "cut off'
     path = tmp_path / "b.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    report = read_battles_report(path, skip_bad=True)
+    report = read_battles(path, skip_bad=True)
     assert report.skipped == 3
     assert report.records == len(arena)
     assert len(report.table) == len(arena) - 3
@@ -521,7 +523,7 @@ def test_bad_kaggle_answers_only_matter_for_all_turns(
     header, rows = _kaggle(arena[:3])
     rows[1][4] = "not json"
     path = _csv(tmp_path / "train.csv", header, rows)
-    assert len(read_battles(path)) == 3
+    assert len(read_battles(path).table) == 3
     assert str(_error(path, turns="all")) == (
         f"{path}:3: field 'response_a': expected a JSON list of answers, got 'not json'"
     )
@@ -566,7 +568,7 @@ def test_bad_scores(tmp_path: Path, mmlu: list[dict[str, Any]]) -> None:
     rows = [[r["prompt"], r["model"], "0.5"] for r in mmlu]
     rows[2][2] = "n/a"
     path = _csv(tmp_path / "g.csv", ["prompt", "model", "score"], rows)
-    report = read_scores_report(path, skip_bad=True)
+    report = read_scores(path, skip_bad=True)
     assert (report.skipped, len(report.table)) == (1, 19)
     assert str(report.problems[0]) == f"{path}:4: field 'score': expected a number, got 'n/a'"
 

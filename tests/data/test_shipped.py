@@ -22,10 +22,9 @@ from prefroute.data.shipped import (
     contaminated_prompts,
     eval_prompts,
     load_battles,
-    load_battles_report,
-    load_eval_scores_report,
-    load_judge_preferences_report,
-    load_scores_report,
+    load_eval_scores,
+    load_judge_preferences,
+    load_scores,
 )
 from prefroute.errors import DataError
 
@@ -34,22 +33,22 @@ STRONG, WEAK = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"
 
 @pytest.fixture(scope="module")
 def battles(data_dir: Path) -> LoadReport[Battles]:
-    return load_battles_report(data_dir)
+    return load_battles(data_dir)
 
 
 @pytest.fixture(scope="module")
 def scores(data_dir: Path) -> LoadReport[Scores]:
-    return load_scores_report(data_dir)
+    return load_scores(data_dir)
 
 
 @pytest.fixture(scope="module")
 def evals(data_dir: Path) -> LoadReport[Scores]:
-    return load_eval_scores_report(data_dir)
+    return load_eval_scores(data_dir)
 
 
 @pytest.fixture(scope="module")
 def prefs(data_dir: Path) -> LoadReport[pl.DataFrame]:
-    return load_judge_preferences_report(data_dir)
+    return load_judge_preferences(data_dir)
 
 
 def _counts(frame: pl.DataFrame) -> dict[str, int]:
@@ -111,7 +110,7 @@ def test_arena_sample_winners_and_turns(data_dir: Path, battles: LoadReport[Batt
     )
     # "first" is the file's own prompt field (the first user turn).
     assert arena.select("prompt_id", "prompt").equals(raw.select("prompt_id", "prompt"))
-    last = load_battles(data_dir, turns="last").frame.filter(
+    last = load_battles(data_dir, turns="last").table.frame.filter(
         pl.col("dataset") == "chatbot-arena-fastchat-sample"
     )
     changed = (last["prompt"] != arena["prompt"]).sum()
@@ -119,7 +118,7 @@ def test_arena_sample_winners_and_turns(data_dir: Path, battles: LoadReport[Batt
 
 
 def test_vibecheck_only_on_request(data_dir: Path) -> None:
-    table = load_battles(data_dir, include_anonymous=True).frame
+    table = load_battles(data_dir, include_anonymous=True).table.frame
     vibe = table.filter(pl.col("dataset") == "vibecheck-llama3-70b-arena")
     assert vibe.height == 1414
     assert vibe["model_a"].unique().to_list() == ["llama-3-70b-instruct"]
@@ -296,10 +295,10 @@ def test_missing_shipped_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_everything_loads_fast(data_dir: Path) -> None:
     start = time.perf_counter()
-    load_battles_report(data_dir)
-    load_scores_report(data_dir)
-    load_eval_scores_report(data_dir)
-    load_judge_preferences_report(data_dir)
+    load_battles(data_dir)
+    load_scores(data_dir)
+    load_eval_scores(data_dir)
+    load_judge_preferences(data_dir)
     eval_prompts(data_dir)
     contaminated_prompts(data_dir)
     elapsed = time.perf_counter() - start

@@ -31,9 +31,9 @@ pytest.importorskip("transformers")
 def math_vs_chat(data_dir: Path, n_train: int = 100, n_test: int = 30) -> dict[str, list[str]]:
     """Real prompts: MATH prealgebra problems and short AlpacaEval instructions with no
     digits, split into train and held-out parts (seeded)."""
-    scores = shipped.load_scores(data_dir).frame
+    scores = shipped.load_scores(data_dir).table.frame
     math = scores.filter(pl.col("dataset") == "routerdc-7model/MATH_prealgebra")["prompt"]
-    chat = shipped.load_judge_preferences(data_dir).filter(
+    chat = shipped.load_judge_preferences(data_dir).table.filter(
         (pl.col("prompt").str.len_chars() < 300) & ~pl.col("prompt").str.contains(r"\d")
     )["prompt"]
     n = n_train + n_test

@@ -39,9 +39,9 @@ FAST = {
 @pytest.fixture(scope="module")
 def prompts(data_dir: Path) -> dict[str, list[str]]:
     """Real GSM8K-train word problems and real AlpacaEval instructions, shuffled."""
-    scores = load_scores(data_dir).frame
+    scores = load_scores(data_dir).table.frame
     math = scores.filter(pl.col("dataset") == "routerdc-7model/gsm8k-train")["prompt"]
-    other = load_judge_preferences(data_dir)["prompt"]
+    other = load_judge_preferences(data_dir).table["prompt"]
     rng = np.random.default_rng(0)
     out = {}
     for kind, series in (("math", math), ("other", other)):

@@ -19,7 +19,7 @@ from prefroute.data import shipped
 from prefroute.data.augment import battles_from_preferences, battles_from_scores
 from prefroute.data.decontam import DecontamResult, decontaminate
 from prefroute.data.location import data_dir as resolve_data_dir
-from prefroute.data.readers import ReadReport, read_battles_report
+from prefroute.data.readers import ReadReport, read_battles
 from prefroute.data.schema import Battles
 from prefroute.embed import Embedder
 
@@ -52,12 +52,10 @@ def collect_battles(
     matching alone would let some through.
     """
     root = resolve_data_dir(data_dir)
-    battles = shipped.load_battles_report(root, turns=turns)
-    scores = shipped.load_scores_report(root)
-    prefs = shipped.load_judge_preferences_report(root)
-    user_files = tuple(
-        read_battles_report(path, turns=turns, skip_bad=skip_bad) for path in battle_files
-    )
+    battles = shipped.load_battles(root, turns=turns)
+    scores = shipped.load_scores(root)
+    prefs = shipped.load_judge_preferences(root)
+    user_files = tuple(read_battles(path, turns=turns, skip_bad=skip_bad) for path in battle_files)
     pooled = Battles.concat(
         [
             battles.table,

@@ -52,9 +52,8 @@ from prefroute.errors import DataError, Problem
 __all__ = [
     "ReadReport",
     "read_battles",
-    "read_battles_report",
+    "read_prompts",
     "read_scores",
-    "read_scores_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,9 @@ FORMATS = {
 class ReadReport(Generic[T]):
     """A read's table plus what a user must hear about it: the format guessed and
     the bad records dropped (``skip_bad=True``), each with its problems.
+
+    The readers return it rather than the bare table so a drop cannot go
+    unannounced; skipped records are also logged as a warning.
     """
 
     table: T
@@ -207,7 +209,7 @@ def _battle_format(rows: Rows) -> str:
     return fmt
 
 
-def read_battles_report(
+def read_battles(
     path: str | Path,
     *,
     turns: Turns = "first",
@@ -216,13 +218,14 @@ def read_battles_report(
     dataset: str | None = None,
     aliases: str | Path | None = None,
 ) -> ReadReport[Battles]:
-    """Read pairwise battles in any supported format, and say what was dropped.
+    """Read pairwise battles in any supported format: ``.table`` is the ``Battles``,
+    the rest of the report says what was guessed and dropped.
 
     ``turns`` picks the prompt of a multi-turn chat (``first`` user turn,
     ``last``, or ``all`` as ``role: text`` lines), exactly as serving does
-    (``prefroute.conversation``). ``source`` labels records
-    unless the file has its own human/judge/golden ``source`` column (one
-    holding provenance instead is ignored); ``dataset`` defaults to the file's
+    (``prefroute.conversation``). ``source`` labels records unless the file
+    has its own human/judge/golden ``source`` column (one holding provenance
+    instead is ignored); ``dataset`` defaults to the file's
     stem. Model names are canonicalised (``aliases`` adds a TOML alias file).
     A record with an empty prompt, a missing model, the same model on both
     sides (after canonical naming) or a winner not in ``WINNERS`` is bad: every
@@ -327,21 +330,6 @@ def read_battles_report(
     return _report(table, rows, fmt, skipped, problems)
 
 
-def read_battles(
-    path: str | Path,
-    *,
-    turns: Turns = "first",
-    skip_bad: bool = False,
-    source: str = "human",
-    dataset: str | None = None,
-    aliases: str | Path | None = None,
-) -> Battles:
-    """Read pairwise battles (see ``read_battles_report``; skipped records are logged)."""
-    return read_battles_report(
-        path, turns=turns, skip_bad=skip_bad, source=source, dataset=dataset, aliases=aliases
-    ).table
-
-
 def _report(table: T, rows: Rows, fmt: str, skipped: int, problems) -> ReadReport[T]:
     report = ReadReport(
         table, rows.file, fmt, len(rows.lines) + len(rows.problems), skipped, problems
@@ -354,7 +342,7 @@ def _report(table: T, rows: Rows, fmt: str, skipped: int, problems) -> ReadRepor
 # -------------------------------------------------------------------- scores
 
 
-def read_scores_report(
+def read_scores(
     path: str | Path,
     *,
     skip_bad: bool = False,
@@ -362,7 +350,8 @@ def read_scores_report(
     dataset: str | None = None,
     aliases: str | Path | None = None,
 ) -> ReadReport[Scores]:
-    """Read long-format scores ``(prompt, model, score)`` or ``(prompt, model, correct)``.
+    """Read long-format scores ``(prompt, model, score)`` or ``(prompt, model, correct)``;
+    ``.table`` is the ``Scores``.
 
     ``correct`` may be true/false, 1/0 or their strings and becomes 1.0/0.0;
     ``score`` is kept on the file's own scale. Bad records are listed in one
@@ -423,20 +412,6 @@ def read_scores_report(
         )
     )
     return _report(table, rows, "scores", skipped, problems)
-
-
-def read_scores(
-    path: str | Path,
-    *,
-    skip_bad: bool = False,
-    source: str = "golden",
-    dataset: str | None = None,
-    aliases: str | Path | None = None,
-) -> Scores:
-    """Read long-format scores (see ``read_scores_report``; skipped records are logged)."""
-    return read_scores_report(
-        path, skip_bad=skip_bad, source=source, dataset=dataset, aliases=aliases
-    ).table
 
 
 # -------------------------------------------------------------- prompt files

@@ -189,7 +189,7 @@ def _mmlu_gold_slice(
     root: Path, size: int, pair: tuple[str, str], random_state: int
 ) -> tuple[Battles, tuple[str, ...]]:
     """A seeded slice of MMLU questions as golden battles between the pair."""
-    mmlu = shipped.load_eval_scores(root).frame.filter(
+    mmlu = shipped.load_eval_scores(root).table.frame.filter(
         (pl.col("dataset") == "routellm-evals/mmlu") & pl.col("model").is_in(pair)
     )
     ids = np.array(sorted(mmlu["prompt_id"].unique().to_list()))

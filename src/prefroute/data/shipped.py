@@ -10,7 +10,7 @@
 Each loader reads only the fields it needs with a fixed schema (fast, and
 immune to polars guessing an integer column from the first rows of a float
 one), canonicalises model names, and counts every row it drops with the
-reason: the ``*_report`` variants return those counts. The drops are the
+reason: each returns a ``LoadReport`` (``.table``, ``.dropped``). The drops are the
 documented unknowns of the shipped files (a null winner, a null score), not
 user errors, so they never raise.
 
@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 import polars as pl
 
 from prefroute.conversation import TURN_POLICIES, Turns, conversation_text
+from prefroute.data.fields import check_choice, is_blank
 from prefroute.data.model_names import canonicalise
 from prefroute.data.readers import WINNER_SYNONYMS
 from prefroute.data.schema import Battles, Scores
@@ -45,13 +46,9 @@ __all__ = [
     "contaminated_prompts",
     "eval_prompts",
     "load_battles",
-    "load_battles_report",
     "load_eval_scores",
-    "load_eval_scores_report",
     "load_judge_preferences",
-    "load_judge_preferences_report",
     "load_scores",
-    "load_scores_report",
     "read_shipped",
 ]
 
@@ -209,10 +206,6 @@ def read_shipped(data_dir: str | Path, set_name: str, file: str, schema: dict) -
     return pl.read_ndjson(path, schema=schema)
 
 
-def _blank(col: str) -> pl.Expr:
-    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
-
-
 # ------------------------------------------------------------------- battles
 
 _S = pl.String()
@@ -226,7 +219,7 @@ def _battles(frame: pl.DataFrame, dataset: str, source: str, drops: _Drops) -> B
         pl.col("winner").replace(WINNER_SYNONYMS),
     )
     frame = drops.apply(frame, pl.col("winner").is_null(), dataset, "winner unknown (null)")
-    frame = drops.apply(frame, _blank("prompt"), dataset, "empty prompt")
+    frame = drops.apply(frame, is_blank("prompt"), dataset, "empty prompt")
     frame = drops.apply(
         frame, pl.col("model_a") == pl.col("model_b"), dataset, "same model on both sides"
     )
@@ -294,7 +287,7 @@ _PAIRWISE = (
 )
 
 
-def load_battles_report(
+def load_battles(
     data_dir: str | Path, *, turns: Turns = "first", include_anonymous: bool = False
 ) -> LoadReport[Battles]:
     """Every shipped pairwise set as one ``Battles`` table, with the rows dropped.
@@ -304,8 +297,7 @@ def load_battles_report(
     opponent's identity was removed at the source, so they say nothing about
     which of two known models wins; kept, the opponent is ``ANONYMOUS_MODEL``.
     """
-    if turns not in TURN_POLICIES:
-        raise ValueError(f"unknown turns {turns!r}; expected one of {', '.join(TURN_POLICIES)}")
+    check_choice(turns, TURN_POLICIES, "turns")
     data_dir = Path(data_dir)
     drops = _Drops()
     parts = [
@@ -317,13 +309,6 @@ def load_battles_report(
         frame = read_shipped(data_dir, set_name, file, _BATTLE_FIELDS)
         parts.append(_battles(frame, dataset, source, drops))
     return LoadReport(Battles.concat(parts), tuple(drops.items))
-
-
-def load_battles(
-    data_dir: str | Path, *, turns: Turns = "first", include_anonymous: bool = False
-) -> Battles:
-    """Every shipped pairwise set as one ``Battles`` table (see ``load_battles_report``)."""
-    return load_battles_report(data_dir, turns=turns, include_anonymous=include_anonymous).table
 
 
 # -------------------------------------------------------------------- scores
@@ -341,7 +326,7 @@ def _scores(
         (pl.lit(name) if dataset is None else dataset).alias("dataset"),
     )
     frame = drops.apply(frame, pl.col("score").is_null(), name, "score unknown (null)")
-    frame = drops.apply(frame, _blank("prompt"), name, "empty prompt")
+    frame = drops.apply(frame, is_blank("prompt"), name, "empty prompt")
     return Scores(
         frame.select(
             "prompt_id", "prompt", "model", "score", pl.lit(source).alias("source"), "dataset"
@@ -371,7 +356,7 @@ def _mmlu_pro(data_dir: Path, drops: _Drops) -> Scores:
     return _scores(frame, name, "golden", drops, pl.lit(name + "/") + part)
 
 
-def load_scores_report(data_dir: str | Path) -> LoadReport[Scores]:
+def load_scores(data_dir: str | Path) -> LoadReport[Scores]:
     """Every shipped per-model score set for training as one ``Scores`` table.
 
     Golden correctness (RouterBench, RouterDC, MMLU-Pro, LLMRouter) and judge
@@ -410,11 +395,6 @@ def load_scores_report(data_dir: str | Path) -> LoadReport[Scores]:
     return LoadReport(Scores.concat(parts), tuple(drops.items))
 
 
-def load_scores(data_dir: str | Path) -> Scores:
-    """Every shipped training score set as one ``Scores`` table (see ``load_scores_report``)."""
-    return load_scores_report(data_dir).table
-
-
 def _mt_bench(data_dir: Path, file: str, dataset: str, drops: _Drops) -> Scores:
     """MT-Bench judgements, one row per model x question x turn; the prompt is
     that turn's question, the text a router sees when routing that turn."""
@@ -433,7 +413,7 @@ def _mt_bench(data_dir: Path, file: str, dataset: str, drops: _Drops) -> Scores:
     return _scores(frame, dataset, "judge", drops, turn)
 
 
-def load_eval_scores_report(data_dir: str | Path) -> LoadReport[Scores]:
+def load_eval_scores(data_dir: str | Path) -> LoadReport[Scores]:
     """The RouteLLM eval benchmarks as ``Scores``: never training data.
 
     ``routellm-evals/mmlu`` and ``/gsm8k`` (golden, the paper pair),
@@ -477,15 +457,10 @@ def load_eval_scores_report(data_dir: str | Path) -> LoadReport[Scores]:
     return LoadReport(Scores.concat(parts), tuple(drops.items))
 
 
-def load_eval_scores(data_dir: str | Path) -> Scores:
-    """The RouteLLM eval benchmarks as ``Scores`` (see ``load_eval_scores_report``)."""
-    return load_eval_scores_report(data_dir).table
-
-
 # ------------------------------------------------------- judge preferences
 
 
-def load_judge_preferences_report(data_dir: str | Path) -> LoadReport[pl.DataFrame]:
+def load_judge_preferences(data_dir: str | Path) -> LoadReport[pl.DataFrame]:
     """AlpacaEval's judge preferences with the instruction text as the prompt.
 
     Columns ``prompt_id, prompt, model, baseline, preference, annotator,
@@ -511,7 +486,7 @@ def load_judge_preferences_report(data_dir: str | Path) -> LoadReport[pl.DataFra
         canonicalise(pl.col("baseline")),
     )
     frame = drops.apply(frame, pl.col("model_win").is_null(), name, "invalid judgement (null)")
-    frame = drops.apply(frame, _blank("instruction"), name, "instruction not found")
+    frame = drops.apply(frame, is_blank("instruction"), name, "instruction not found")
     frame = drops.apply(frame, pl.col("model") == pl.col("baseline"), name, "model is the baseline")
     table = frame.select(
         "prompt_id",
@@ -523,11 +498,6 @@ def load_judge_preferences_report(data_dir: str | Path) -> LoadReport[pl.DataFra
         pl.lit(name).alias("dataset"),
     )
     return LoadReport(table, tuple(drops.items))
-
-
-def load_judge_preferences(data_dir: str | Path) -> pl.DataFrame:
-    """AlpacaEval judge preferences (see ``load_judge_preferences_report``)."""
-    return load_judge_preferences_report(data_dir).table
 
 
 # ------------------------------------------------------------------ prompts

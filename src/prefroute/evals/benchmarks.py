@@ -26,7 +26,7 @@ import polars as pl
 
 from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.model_names import canonical_name
-from prefroute.data.readers import read_scores_report
+from prefroute.data.readers import read_scores
 from prefroute.data.shipped import load_eval_scores, read_shipped
 from prefroute.errors import DataError, EvalError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
@@ -166,7 +166,7 @@ def benchmark(
         raise EvalError(f"unknown benchmark {name!r}; expected one of {', '.join(BENCHMARKS)}")
     root = resolve_data_dir(data_dir)
     file = name.replace("-", "_")
-    scores = load_eval_scores(root).frame
+    scores = load_eval_scores(root).table.frame
     if name == "mt-bench":
         turns = [f"{_SET}/mt_bench/turn1", f"{_SET}/mt_bench/turn2"]
         scores = scores.filter(pl.col("dataset").is_in(turns))
@@ -196,7 +196,7 @@ def eval_file(path: str | Path, strong: str, weak: str) -> EvalSet:
     strong, weak = canonical_name(strong), canonical_name(weak)
     if strong == weak:
         raise EvalError(f"strong and weak model are both {strong!r}; pick two different models")
-    frame = read_scores_report(path).table.frame.with_columns(
+    frame = read_scores(path).table.frame.with_columns(
         pl.coalesce("prompt_id", "prompt").alias("prompt_id")
     )
     found = sorted(frame["model"].unique().to_list())

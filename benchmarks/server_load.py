@@ -320,6 +320,7 @@ def main() -> None:
     command = "python benchmarks/server_load.py " + shlex.join(sys.argv[1:])
 
     from prefroute.data.location import data_dir
+    from prefroute.data.model_names import DEFAULT_STRONG
     from prefroute.data.shipped import arena_prompts
 
     prompts = arena_prompts(data_dir())
@@ -333,7 +334,7 @@ def main() -> None:
     print(f"machine: {machine()}", file=sys.stderr)
 
     total = args.warmup + args.requests
-    direct_bodies = bodies_for(prompts, "gpt-4-1106-preview", total, args.stream_share, args.seed)
+    direct_bodies = bodies_for(prompts, DEFAULT_STRONG, total, args.stream_share, args.seed)
     routed_bodies = bodies_for(prompts, "router-mf@50%", total, args.stream_share, args.seed)
     procs: list[subprocess.Popen] = []
     results: list[Result] = []

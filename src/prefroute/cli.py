@@ -15,8 +15,8 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.errors import PrefrouteError
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -17,7 +17,7 @@ import polars as pl
 from prefroute.conversation import Turns
 from prefroute.data import shipped
 from prefroute.data.augment import battles_from_preferences, battles_from_scores
-from prefroute.data.decontam import DecontamResult, decontaminate
+from prefroute.data.decontam import COSINE_THRESHOLD, DecontamResult, decontaminate
 from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.readers import ReadReport, read_battles
 from prefroute.data.schema import Battles
@@ -43,7 +43,7 @@ def collect_battles(
     skip_bad: bool = False,
     turns: Turns = "first",
     embedder: Embedder | None = None,
-    threshold: float | None = 0.95,
+    threshold: float | None = COSINE_THRESHOLD,
 ) -> CollectedData:
     """Read every shipped set and the user's files, augment, then decontaminate.
 

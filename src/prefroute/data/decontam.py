@@ -27,6 +27,8 @@ Table = TypeVar("Table", Battles, Scores)
 # Bytes of one (train block x eval) float32 similarity block: memory stays well
 # under 1 GB however many prompts there are.
 _BLOCK_BYTES = 256 * 2**20
+COSINE_THRESHOLD = 0.95
+"""Near-copy cutoff, as in the paper: lower also drops paraphrases of eval prompts."""
 _EVAL_SET = "eval"
 _EXTRA_SET = "extra_exact"
 
@@ -80,7 +82,7 @@ def decontaminate(
     eval_prompts: Sequence[str] | Mapping[str, Sequence[str]],
     *,
     embedder: Embedder | None = None,
-    threshold: float | None = 0.95,
+    threshold: float | None = COSINE_THRESHOLD,
     extra_exact: Sequence[str] = (),
 ) -> DecontamResult[Table]:
     """Remove training rows whose prompt matches an eval prompt, exactly or nearly.

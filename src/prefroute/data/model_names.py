@@ -6,6 +6,9 @@ first normalised mechanically (lower case, organisation prefix dropped, ``_``
 and spaces to ``-``), then looked up in an alias table. The table is data:
 ``model_aliases.toml`` in the package, extended by a user file passed as
 ``aliases=`` or named by ``PREFROUTE_MODEL_ALIASES``.
+
+No polars at import: the CLI and the routers read ``DEFAULT_STRONG`` /
+``DEFAULT_WEAK`` from here and must stay light.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from collections.abc import Mapping
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from prefroute.errors import DataError
 
+if TYPE_CHECKING:
+    import polars as pl
+
+DEFAULT_STRONG = "gpt-4-1106-preview"
+DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
+"""The paper's pair (canonical names): what routers, the recipe and the evaluation use
+unless told otherwise."""
 ALIASES_ENV = "PREFROUTE_MODEL_ALIASES"
 _SEPARATORS = re.compile(r"[\s_]+")
 
@@ -75,6 +84,8 @@ def canonicalise(column: pl.Expr, aliases: str | Path | None = None) -> pl.Expr:
 
     Works on the unique names only, so it costs nothing per row at 100k+ rows.
     """
+    import polars as pl
+
     table = alias_table(str(aliases) if aliases else None)
     return column.map_batches(
         lambda s: s.replace_strict(

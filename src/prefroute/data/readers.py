@@ -46,7 +46,7 @@ from prefroute.data.fields import (
 )
 from prefroute.data.files import ABSENT, Rows, check_utf8, dataset_name, load_rows
 from prefroute.data.model_names import canonicalise
-from prefroute.data.schema import SOURCES, WINNERS, Battles, Scores
+from prefroute.data.schema import SOURCES, WINNER_SYNONYMS, WINNERS, Battles, Scores
 from prefroute.errors import DataError, Problem
 
 __all__ = [
@@ -61,8 +61,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", Battles, Scores)
 
 ONE_HOT = ("winner_model_a", "winner_model_b", "winner_tie")
-# Spellings of the arena's "both are bad" tie across its releases.
-WINNER_SYNONYMS = {"tie (bothbad)": "tie_bothbad", "both_bad": "tie_bothbad"}
 
 FORMATS = {
     "plain": "plain battles format",

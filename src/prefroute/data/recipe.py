@@ -23,6 +23,7 @@ from prefroute.data import shipped
 from prefroute.data.augment import battles_from_scores
 from prefroute.data.collect import CollectedData, collect_battles
 from prefroute.data.location import data_dir as resolve_data_dir
+from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.data.schema import SOURCES, Battles, Scores
 from prefroute.data.tiers import rating_table
 from prefroute.embed import Embedder
@@ -116,8 +117,8 @@ def training_set(
     skip_bad: bool = False,
     turns: Turns = "first",
     source_weights: Mapping[str, float] | None = None,
-    strong_model: str = "gpt-4-1106-preview",
-    weak_model: str = "mixtral-8x7b-instruct-v0.1",
+    strong_model: str = DEFAULT_STRONG,
+    weak_model: str = DEFAULT_WEAK,
     mmlu_gold_slice: int = 0,
     gold_slice_weight: float = GOLD_SLICE_WEIGHT,
     n_tiers: int = 10,

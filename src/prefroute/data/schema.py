@@ -19,6 +19,11 @@ from typing import Self
 import polars as pl
 
 WINNERS = ("model_a", "model_b", "tie", "tie_bothbad")
+OUTCOME_SCORE: dict[str, float] = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie_bothbad": 0.5}
+"""``model_a``'s score per ``winner``: what Bradley-Terry, SW ranking and MF fit to.
+A tie is half a win whether or not both answers were bad."""
+WINNER_SYNONYMS = {"tie (bothbad)": "tie_bothbad", "both_bad": "tie_bothbad"}
+"""Spellings of the arena's "both are bad" tie across its releases -> ``tie_bothbad``."""
 SOURCES = ("human", "judge", "golden")
 
 BATTLE_SCHEMA: dict[str, pl.DataType] = {

@@ -30,8 +30,7 @@ import polars as pl
 from prefroute.conversation import TURN_POLICIES, Turns, conversation_text
 from prefroute.data.fields import check_choice, is_blank
 from prefroute.data.model_names import canonicalise
-from prefroute.data.readers import WINNER_SYNONYMS
-from prefroute.data.schema import Battles, Scores
+from prefroute.data.schema import WINNER_SYNONYMS, Battles, Scores
 from prefroute.errors import DataError
 
 __all__ = [

@@ -21,12 +21,11 @@ from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 
-from prefroute.data.schema import Battles
+from prefroute.data.schema import OUTCOME_SCORE, Battles
 from prefroute.errors import NotFittedError
 
 _TOL = 1e-8
 _MAX_ITER = 1000
-_OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie_bothbad": 0.5}
 
 
 class BradleyTerry:
@@ -185,7 +184,9 @@ def _group_battles(battles: Battles) -> tuple[pl.DataFrame, list[str]]:
     model_index = pl.Enum(models)
     a = pl.col("model_a").cast(model_index).to_physical().cast(pl.Int64)
     b = pl.col("model_b").cast(model_index).to_physical().cast(pl.Int64)
-    score_a = pl.col("winner").cast(pl.String).replace_strict(_OUTCOME, return_dtype=pl.Float64)
+    score_a = (
+        pl.col("winner").cast(pl.String).replace_strict(OUTCOME_SCORE, return_dtype=pl.Float64)
+    )
     groups = (
         frame.select(
             lo=pl.min_horizontal(a, b),

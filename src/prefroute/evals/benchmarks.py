@@ -25,11 +25,10 @@ import numpy as np
 import polars as pl
 
 from prefroute.data.location import data_dir as resolve_data_dir
-from prefroute.data.model_names import canonical_name
+from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK, canonical_name
 from prefroute.data.readers import read_scores
 from prefroute.data.shipped import load_eval_scores, read_shipped
 from prefroute.errors import DataError, EvalError
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 
 __all__ = ["BENCHMARKS", "EvalSet", "benchmark", "eval_file"]
 

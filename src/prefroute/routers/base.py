@@ -27,13 +27,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.data.schema import Battles
 from prefroute.embed import Embedder
 from prefroute.errors import ArtifactError, NotFittedError, UnknownModelError
 
 FORMAT_VERSION = 1
-DEFAULT_STRONG = "gpt-4-1106-preview"
-DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from prefroute.data.schema import WINNERS, Battles
+from prefroute.data.schema import Battles
 from prefroute.errors import ArtifactError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, EmbeddingRouter, check_pair
 
@@ -33,9 +33,6 @@ TIE_HANDLING = ("half", "drop")
 pulls the two models' scores together on that prompt (on golden data most rows
 are ties: both right or both wrong). ``drop``: ties are left out, as a pure
 win/loss model; 2-3x faster on the shipped recipe, where 61% of rows are ties."""
-
-_TARGET = dict(zip(WINNERS, (1.0, 0.0, 0.5, 0.5), strict=True))
-"""Target P(model_a wins) per ``winner``, in the order of ``WINNERS``."""
 
 
 class MFRouter(EmbeddingRouter):
@@ -243,6 +240,8 @@ class _Prepared:
     """Battles as arrays, sorted by prompt: ``pid`` indexes ``prompts``, ``a``/``b`` ``models``."""
 
     def __init__(self, battles: Battles, tie_handling: str) -> None:
+        from prefroute.data.schema import OUTCOME_SCORE
+
         frame = battles.frame.filter(pl.col("weight") > 0)
         if tie_handling == "drop":
             frame = frame.filter(~pl.col("winner").is_in(["tie", "tie_bothbad"]))
@@ -263,7 +262,9 @@ class _Prepared:
             pid=first.fill_null(True).cum_sum().cast(pl.Int64) - 1,
             a=pl.col("model_a").cast(enum).to_physical().cast(pl.Int64),
             b=pl.col("model_b").cast(enum).to_physical().cast(pl.Int64),
-            y=pl.col("winner").cast(pl.String).replace_strict(_TARGET, return_dtype=pl.Float32),
+            y=pl.col("winner")
+            .cast(pl.String)
+            .replace_strict(OUTCOME_SCORE, return_dtype=pl.Float32),
             w=pl.col("weight").cast(pl.Float32),
         )
         self.prompts: list[str] = frame.filter(first.fill_null(True))["prompt"].to_list()

@@ -48,7 +48,6 @@ import polars as pl
 from prefroute.data.schema import Battles
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, EmbeddingRouter, check_pair
 
-_OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie_bothbad": 0.5}
 _CHUNK = 128
 """Queries scored together: bounds the (chunk x training prompts) similarity block and
 its top-k index (128 x 28k: 14 MB float32 + 28 MB int64) while keeping the products
@@ -345,11 +344,15 @@ def _sufficient_statistics(
     pair index of each row, its ``(wins of lo, wins of hi)`` weighted by
     ``weight`` with a tie half each, and each pair's ``(lo, hi)`` model indices.
     """
+    from prefroute.data.schema import OUTCOME_SCORE
+
     prompts = frame["prompt"].unique().sort().to_list()
     model_enum, prompt_enum = pl.Enum(models), pl.Enum(prompts)
     a = pl.col("model_a").cast(model_enum).to_physical().cast(pl.Int64)
     b = pl.col("model_b").cast(model_enum).to_physical().cast(pl.Int64)
-    score_a = pl.col("winner").cast(pl.String).replace_strict(_OUTCOME, return_dtype=pl.Float64)
+    score_a = (
+        pl.col("winner").cast(pl.String).replace_strict(OUTCOME_SCORE, return_dtype=pl.Float64)
+    )
     rows = frame.select(
         prompt=pl.col("prompt").cast(prompt_enum).to_physical().cast(pl.Int64),
         lo=pl.min_horizontal(a, b),

@@ -5,6 +5,8 @@ same conversation under every turn policy."""
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,6 +33,17 @@ AUDIO = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}
 
 
 # --------------------------------------------------------------------- rules
+
+
+def test_the_module_needs_only_the_standard_library() -> None:
+    """Serving imports it on every request path, so it must not bring a dependency."""
+    code = (
+        "import sys; before = set(sys.modules); import prefroute.conversation; "
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}"
+        " - set(sys.stdlib_module_names)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['prefroute']"
 
 
 def test_message_text_takes_text_parts_only() -> None:

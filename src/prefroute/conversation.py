@@ -35,7 +35,7 @@ Standard library only: the serving path imports this.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = [
     "TURN_POLICIES",
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 Turns = Literal["first", "last", "all"]
-TURN_POLICIES: tuple[Turns, ...] = ("first", "last", "all")
+TURN_POLICIES: tuple[Turns, ...] = get_args(Turns)
 USER_ROLES = frozenset({"user", "human"})
 ASSISTANT_ROLES = frozenset({"assistant"})
 

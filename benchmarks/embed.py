@@ -41,7 +41,8 @@ import numpy as np
 
 from prefroute.data.location import data_dir
 from prefroute.embed import CachedEmbedder, Embedder, get_embedder
-from prefroute.embed.minilm import MiniLMEmbedder, default_minilm_dir, physical_cores
+from prefroute.embed.minilm import MiniLMEmbedder, default_minilm_dir
+from prefroute.onnx_models import physical_cores
 
 SOURCES = (
     ("routellm-evals/mmlu_golden.jsonl.gz", "prompt"),

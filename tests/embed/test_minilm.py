@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from prefroute.embed import Embedder
-from prefroute.embed.minilm import MiniLMEmbedder, physical_cores
+from prefroute.embed.minilm import MiniLMEmbedder
 from prefroute.embed.paths import packaged_minilm_dir
 from prefroute.errors import EmbedderError
+from prefroute.onnx_models import physical_cores
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +77,14 @@ def test_short_max_length(minilm_fp32):
     assert short.cache_id != minilm_fp32.cache_id
 
 
-def test_threads_default_to_physical_cores():
-    cores = physical_cores()
-    assert 1 <= cores <= (os.cpu_count() or 1)
+def test_threads_default_to_physical_cores(minilm_fp32):
+    options = minilm_fp32._session.get_session_options()
+    assert minilm_fp32.num_threads is None
+    assert options.intra_op_num_threads == physical_cores()
+    assert options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    one = MiniLMEmbedder(minilm_fp32.model_dir, variant="onnx-fp32", num_threads=1)
+    assert one._session.get_session_options().intra_op_num_threads == 1
 
 
 def test_bad_variant_and_missing_files(minilm_int8, tmp_path):

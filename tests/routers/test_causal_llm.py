@@ -18,6 +18,7 @@ import pytest
 from test_classifier import auc, math_vs_chat, pair_battles
 
 from prefroute.errors import NotFittedError
+from prefroute.onnx_models import LLAMA_FFN_OUTPUT
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 from prefroute.routers.causal_llm import LABELS, CausalLLMRouter
 
@@ -98,3 +99,12 @@ def test_scores_batching_and_save_load(fitted, held_out, tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     np.testing.assert_allclose(json.loads(out.stdout), scores, atol=1e-6)
+
+
+def test_int8_would_keep_each_layers_feed_forward_output_in_fp32(fitted) -> None:
+    """The fp32 graph's node names are what ``LLAMA_FFN_OUTPUT`` must find, once per layer."""
+    import onnx
+
+    graph = onnx.load(str(fitted.head_.model_path), load_external_data=False).graph
+    kept = [n.name for n in graph.node if n.op_type == "MatMul" and LLAMA_FFN_OUTPUT.search(n.name)]
+    assert len(kept) == fitted.training_["layers"] == 2

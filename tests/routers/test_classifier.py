@@ -192,6 +192,9 @@ def test_same_seed_same_scores_and_fp32_export(prompts, held_out, fitted) -> Non
     scores = first.strong_win_rate(held_out)
     np.testing.assert_array_equal(scores, again.strong_win_rate(held_out))
     assert first.training_["precision"] == "fp32" and fitted.training_["precision"] == "int8"
+    # int8 keeps one feed-forward output projection per MiniLM layer in fp32
+    assert first.training_["fp32_matmuls_in_int8"] == 0
+    assert fitted.training_["fp32_matmuls_in_int8"] == 6
     # fp32 batches prompts (padded to the longest in the batch): still as one by one
     one_by_one = np.concatenate([first.strong_win_rate([p]) for p in held_out])
     np.testing.assert_allclose(scores, one_by_one, atol=1e-5)

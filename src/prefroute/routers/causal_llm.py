@@ -26,7 +26,6 @@ transformers dequantises it once into ``<cache root>/models/`` (``gguf`` and
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from prefroute.embed.paths import TRAIN_EXTRA_HINT
 from prefroute.embed.quiet import quiet_transformers
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.routers.onnx_head import (
     LABELS,
     TOKENIZER_FILE,
-    TRAIN_EXTRA_HINT,
     Framing,
     LabelHeadRouter,
     export_label_model,
@@ -59,9 +58,6 @@ SYSTEM = "You route queries to a strong, costly LLM or a weak, cheap one."
 QUESTION = "Which LLM does this query need? Answer strong, weak, or tie if both do as well."
 """Short on purpose: every prompt pays for the frame's tokens at routing time."""
 _PLACEHOLDER = "\u0000QUERY\u0000"
-_FFN_DOWN = re.compile(r"mlp/down_proj/MatMul$")
-"""Llama's feed-forward output projections: kept fp32 in int8 graphs, as for MiniLM
-(their SiLU-gated inputs have outliers)."""
 
 
 class CausalLLMRouter(LabelHeadRouter):
@@ -120,7 +116,7 @@ class CausalLLMRouter(LabelHeadRouter):
     ) -> tuple[Framing, dict[str, Any]]:
         import shutil
 
-        from prefroute.embed.minilm import load_tokenizer
+        from prefroute.onnx_models import LLAMA_FFN_OUTPUT, load_tokenizer
 
         torch = import_torch()
         import transformers
@@ -151,7 +147,7 @@ class CausalLLMRouter(LabelHeadRouter):
             pad_id=pad if pad is not None else 0,
         )
         info |= export_label_model(
-            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=_FFN_DOWN
+            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=LLAMA_FFN_OUTPUT
         )
         return framing, {
             "base_model": source.name,

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from prefroute.embed.minilm import _FFN_OUTPUT
 from prefroute.embed.quiet import quiet_transformers
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.routers.onnx_head import (
@@ -89,8 +88,8 @@ class ClassifierRouter(LabelHeadRouter):
     ) -> tuple[Framing, dict[str, Any]]:
         import shutil
 
-        from prefroute.embed.minilm import load_tokenizer, mean_pooled
         from prefroute.embed.paths import packaged_minilm_dir
+        from prefroute.onnx_models import BERT_FFN_OUTPUT, load_tokenizer, mean_pooled
 
         torch = import_torch()
         import transformers
@@ -122,7 +121,7 @@ class ClassifierRouter(LabelHeadRouter):
             description=f"fine-tuning MiniLM on {len(ids):,} prompts",
         )
         info |= export_label_model(
-            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=_FFN_OUTPUT
+            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=BERT_FFN_OUTPUT
         )
         return framing, {"base_model": "sentence-transformers/all-MiniLM-L6-v2", **info}
 

@@ -32,14 +32,15 @@ import polars as pl
 
 from prefroute.data.schema import Battles
 from prefroute.embed._util import as_texts, batches
-from prefroute.embed.minilm import (
+from prefroute.embed.paths import TRAIN_EXTRA_HINT
+from prefroute.errors import ArtifactError, DataError
+from prefroute.onnx_models import (
     export_onnx,
     inference_session,
     load_tokenizer,
     quantize_int8,
     run_by_length,
 )
-from prefroute.errors import ArtifactError, DataError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 LABELS = ("strong", "tie", "weak")  # logit order in every graph; = prefroute.data.recipe.LABELS
 TOKENIZER_FILE = "tokenizer.json"
-TRAIN_EXTRA_HINT = "pip install 'prefroute[train]'"
 
 
 # -- labels --------------------------------------------------------------------------
@@ -484,7 +484,7 @@ def export_label_model(
     with console.status(f"exporting to ONNX{' and quantising to int8' if quantize else ''}"):
         export_onnx(torch, module.eval(), fp32, "logits")
         if quantize:
-            kept = quantize_int8(fp32, out_dir / model_file, keep_fp32)
+            kept = quantize_int8(fp32, out_dir / model_file, keep_fp32=keep_fp32)
             fp32.unlink()
         else:
             kept = []

@@ -10,13 +10,8 @@ import pytest
 
 from prefroute.data import shipped
 from prefroute.data.decontam import normalise_prompt
-from prefroute.data.recipe import (
-    GOLD_SLICE_DATASET,
-    GOLD_SLICE_WEIGHT,
-    LABELS,
-    TrainingSet,
-    training_set,
-)
+from prefroute.data.labels import LABELS, tier_labels
+from prefroute.data.recipe import GOLD_SLICE_DATASET, GOLD_SLICE_WEIGHT, TrainingSet, training_set
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +59,10 @@ def test_source_weights_scale_and_zero_drops(recipe: TrainingSet, data_dir: Path
 
 
 def test_labels_pit_strong_tiers_against_weak_tiers(recipe: TrainingSet) -> None:
-    labels = recipe.labels()
+    tiers = recipe.tiers()
+    labels = tier_labels(recipe.battles, tiers)
     assert set(labels["label"].unique()) <= set(LABELS)
     assert labels.height > 1000
-    tiers = recipe.tiers()
     assert tiers["gpt-4-1106-preview"] < tiers["mixtral-8x7b-instruct-v0.1"]
 
 

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from test_classifier import auc, math_vs_chat, pair_battles
 
+from prefroute.data.labels import LABELS
 from prefroute.errors import NotFittedError
 from prefroute.onnx_models import LLAMA_FFN_OUTPUT
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
-from prefroute.routers.causal_llm import LABELS, CausalLLMRouter
+from prefroute.routers.causal_llm import CausalLLMRouter
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")

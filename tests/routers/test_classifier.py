@@ -1,4 +1,4 @@
-"""The MiniLM classifier router: labels, a tiny real fit, scores, artifact, torch-free routing.
+"""The MiniLM classifier router: a tiny real fit, scores, artifact, torch-free routing.
 
 The fit is on real shipped prompts with a pattern a classifier can learn:
 MATH prealgebra problems (routerdc-7model) won by the strong model, short
@@ -22,7 +22,6 @@ from prefroute.data.schema import Battles
 from prefroute.errors import DataError, NotFittedError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 from prefroute.routers.classifier import ClassifierRouter
-from prefroute.routers.onnx_head import preference_labels, soft_targets
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -88,41 +87,20 @@ def held_out(prompts: dict[str, list[str]]) -> list[str]:
     return prompts["math_test"] + prompts["chat_test"]
 
 
-# -- labels (no training) ------------------------------------------------------------------
-
-
-def test_soft_targets_share_weights_per_prompt_and_drop_empty_or_unweighted() -> None:
-    labels = pl.DataFrame(
-        {
-            "prompt": ["b", "a", "a", "a", "", "c"],
-            "label": ["weak", "strong", "tie", "strong", "strong", "tie"],
-            "weight": [1.0, 1.0, 1.0, 2.0, 1.0, 0.0],
-        }
-    )
-    texts, targets = soft_targets(labels)
-    assert texts == ["a", "b"]
-    np.testing.assert_allclose(targets, [[0.75, 0.25, 0.0], [0.0, 0.0, 1.0]])
-    with pytest.raises(DataError, match="label in"):
-        soft_targets(labels.with_columns(label=pl.lit("gpt-4")))
-
-
-def test_pair_battles_label_whatever_the_tiers_and_others_by_tier() -> None:
-    battles = pair_battles(["x", "y"], ["z"])
-    labels = preference_labels(battles)  # 2 models: tiers 1 and 2, yet the pair labels
-    assert sorted(labels.select("prompt", "label").rows()) == [
-        ("x", "strong"),
-        ("y", "strong"),
-        ("z", "weak"),
-    ]
-    swapped = preference_labels(battles, strong_model=DEFAULT_WEAK, weak_model=DEFAULT_STRONG)
-    assert sorted(swapped["label"].to_list()) == ["strong", "weak", "weak"]
-    with pytest.raises(ValueError, match="disjoint"):
-        preference_labels(battles, strong_tiers=(1, 3), weak_tiers=(3,))
+# -- refusals (no training) ----------------------------------------------------------------
 
 
 def test_no_usable_battles_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="strong-class model against a weak-class"):
         ClassifierRouter().fit(Battles.empty())
+
+
+def test_fit_takes_battles_only() -> None:
+    class Recipe:  # shaped like a TrainingSet: what fit() took before
+        battles = pair_battles(["x"], ["y"])
+
+    with pytest.raises(TypeError, match=r"takes Battles, got Recipe: pass its \.battles"):
+        ClassifierRouter().fit(Recipe())  # type: ignore[arg-type]
 
 
 def test_unfitted_router_refuses() -> None:

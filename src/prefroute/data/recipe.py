@@ -40,7 +40,6 @@ DEFAULT_SOURCE_WEIGHTS: dict[str, float] = {"human": 1.0, "judge": 0.0, "golden"
 whose labels favour long open-ended answers; with them MF routed MT-Bench below
 random (APGR 0.35 vs 0.72 without), as ../shared/REFERENCE.md's probe also found.
 Pass ``source_weights={"judge": 1.0}`` to use them."""
-LABELS = ("strong", "tie", "weak")
 
 
 @dataclass(frozen=True)
@@ -64,50 +63,6 @@ class TrainingSet:
 
     def tiers(self) -> dict[str, int]:
         return dict(self.ratings.select("model", "tier").iter_rows())
-
-    def labels(
-        self,
-        *,
-        strong_tiers: Sequence[int] = (1, 2),
-        weak_tiers: Sequence[int] = (3,),
-    ) -> pl.DataFrame:
-        """``tier_labels`` over this set's battles and Bradley-Terry tiers."""
-        return tier_labels(
-            self.battles, self.tiers(), strong_tiers=strong_tiers, weak_tiers=weak_tiers
-        )
-
-
-def tier_labels(
-    battles: Battles,
-    tiers: Mapping[str, int],
-    *,
-    strong_tiers: Sequence[int] = (1, 2),
-    weak_tiers: Sequence[int] = (3,),
-) -> pl.DataFrame:
-    """``prompt, label, weight, dataset, source``: battles of a strong-class against a
-    weak-class model.
-
-    As in the paper: tiers come from the Bradley-Terry fit over all battles;
-    a battle between a model of ``strong_tiers`` and one of ``weak_tiers``
-    says whether a strong model was needed on its prompt. ``label`` is one
-    of ``LABELS``; both-bad ties count as ties.
-    """
-    strong = [m for m, t in tiers.items() if t in strong_tiers]
-    weak = [m for m, t in tiers.items() if t in weak_tiers]
-    a_strong = pl.col("model_a").is_in(strong) & pl.col("model_b").is_in(weak)
-    b_strong = pl.col("model_b").is_in(strong) & pl.col("model_a").is_in(weak)
-    winner = pl.col("winner").cast(pl.String)
-    return (
-        battles.frame.filter(a_strong | b_strong)
-        .with_columns(
-            label=pl.when(winner.str.starts_with("tie"))
-            .then(pl.lit("tie"))
-            .when((winner == "model_a") == a_strong)
-            .then(pl.lit("strong"))
-            .otherwise(pl.lit("weak"))
-        )
-        .select("prompt", "label", "weight", "dataset", "source")
-    )
 
 
 def training_set(

@@ -31,19 +31,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from prefroute.data.labels import LABELS
 from prefroute.embed.paths import TRAIN_EXTRA_HINT
 from prefroute.embed.quiet import quiet_transformers
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.routers.onnx_head import (
-    LABELS,
     TOKENIZER_FILE,
     Framing,
     LabelHeadRouter,
-    export_label_model,
+    LabelNetwork,
     import_torch,
-    train_label_model,
     train_only,
 )
 
@@ -111,50 +108,34 @@ class CausalLLMRouter(LabelHeadRouter):
         self.num_layers = num_layers
         self.train_layers = train_layers
 
-    def _train(
-        self, prompts: list[str], targets: np.ndarray, out_dir: Path
-    ) -> tuple[Framing, dict[str, Any]]:
-        import shutil
-
-        from prefroute.onnx_models import LLAMA_FFN_OUTPUT, load_tokenizer
-
-        torch = import_torch()
+    def _build(self, torch: Any, out_dir: Path) -> LabelNetwork:
         import transformers
 
+        from prefroute.onnx_models import LLAMA_FFN_OUTPUT
+
         source = base_model_dir(self.base_model)
-        shutil.copyfile(source / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
-        tokenizer = load_tokenizer(out_dir / TOKENIZER_FILE, self.max_length)
-        with quiet_transformers():
-            chat = transformers.AutoTokenizer.from_pretrained(source)
-            framing = _framing(chat, tokenizer, int(self.max_length))
-            label_ids = [_single_token(tokenizer, label) for label in LABELS]
-            lm = transformers.AutoModelForCausalLM.from_pretrained(
-                source, attn_implementation="eager", dtype=torch.float32
-            )
-        ids = framing.encode(tokenizer, prompts)
+        tokenizer = self._copy_tokenizer(source, out_dir)
+        chat = transformers.AutoTokenizer.from_pretrained(source)
+        label_ids = [_single_token(tokenizer, label) for label in LABELS]
+        lm = transformers.AutoModelForCausalLM.from_pretrained(
+            source, attn_implementation="eager", dtype=torch.float32
+        )
         module = _label_token_lm(torch, lm, label_ids, self.num_layers)
         train_only(module, module.model.layers, self.train_layers, module.model.norm, module.head)
         pad = tokenizer.token_to_id(chat.pad_token) if chat.pad_token else None
-        info = train_label_model(
-            module,
-            ids,
-            targets,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            random_state=self.random_state,
-            description=f"fine-tuning {source.name} on {len(ids):,} prompts",
+        return LabelNetwork(
+            module=module,
+            tokenizer=tokenizer,
+            framing=_framing(chat, tokenizer, int(self.max_length)),
+            name=source.name,
+            keep_fp32=LLAMA_FFN_OUTPUT,
             pad_id=pad if pad is not None else 0,
+            info={
+                "base_model": source.name,
+                "label_tokens": dict(zip(LABELS, label_ids, strict=True)),
+                "layers": len(module.model.layers),
+            },
         )
-        info |= export_label_model(
-            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=LLAMA_FFN_OUTPUT
-        )
-        return framing, {
-            "base_model": source.name,
-            "label_tokens": dict(zip(LABELS, label_ids, strict=True)),
-            "layers": len(module.model.layers),
-            **info,
-        }
 
 
 # -- the network -----------------------------------------------------------------------

@@ -17,20 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from prefroute.embed.quiet import quiet_transformers
+from prefroute.data.labels import LABELS
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
-from prefroute.routers.onnx_head import (
-    LABELS,
-    TOKENIZER_FILE,
-    Framing,
-    LabelHeadRouter,
-    export_label_model,
-    import_torch,
-    train_label_model,
-    train_only,
-)
+from prefroute.routers.onnx_head import Framing, LabelHeadRouter, LabelNetwork, train_only
 
 __all__ = ["ClassifierRouter"]
 
@@ -83,47 +72,29 @@ class ClassifierRouter(LabelHeadRouter):
         )
         self.train_layers = train_layers
 
-    def _train(
-        self, prompts: list[str], targets: np.ndarray, out_dir: Path
-    ) -> tuple[Framing, dict[str, Any]]:
-        import shutil
-
-        from prefroute.embed.paths import packaged_minilm_dir
-        from prefroute.onnx_models import BERT_FFN_OUTPUT, load_tokenizer, mean_pooled
-
-        torch = import_torch()
+    def _build(self, torch: Any, out_dir: Path) -> LabelNetwork:
         import transformers
 
-        source = packaged_minilm_dir()
-        shutil.copyfile(source / "tokenizer.json", out_dir / TOKENIZER_FILE)
-        tokenizer = load_tokenizer(out_dir / TOKENIZER_FILE, self.max_length)
-        framing = Framing(
-            prefix_ids=(tokenizer.token_to_id("[CLS]"),),
-            suffix_ids=(tokenizer.token_to_id("[SEP]"),),
-            max_length=int(self.max_length),
-        )
-        ids = framing.encode(tokenizer, prompts)
+        from prefroute.embed.paths import packaged_minilm_dir
+        from prefroute.onnx_models import BERT_FFN_OUTPUT, mean_pooled
 
-        seed = 0 if self.random_state is None else int(self.random_state)
-        with torch.random.fork_rng(devices=[]), quiet_transformers():
-            torch.manual_seed(seed)  # the head's initial weights
-            encoder = transformers.AutoModel.from_pretrained(source, attn_implementation="eager")
-            module = _classifier(torch, mean_pooled(torch, encoder), encoder.config.hidden_size)
+        source = packaged_minilm_dir()
+        tokenizer = self._copy_tokenizer(source, out_dir)
+        encoder = transformers.AutoModel.from_pretrained(source, attn_implementation="eager")
+        module = _classifier(torch, mean_pooled(torch, encoder), encoder.config.hidden_size)
         train_only(encoder, encoder.encoder.layer, self.train_layers)
-        info = train_label_model(
-            module,
-            ids,
-            targets,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            random_state=seed,
-            description=f"fine-tuning MiniLM on {len(ids):,} prompts",
+        return LabelNetwork(
+            module=module,
+            tokenizer=tokenizer,
+            framing=Framing(
+                prefix_ids=(tokenizer.token_to_id("[CLS]"),),
+                suffix_ids=(tokenizer.token_to_id("[SEP]"),),
+                max_length=int(self.max_length),
+            ),
+            name="MiniLM",
+            keep_fp32=BERT_FFN_OUTPUT,
+            info={"base_model": "sentence-transformers/all-MiniLM-L6-v2"},
         )
-        info |= export_label_model(
-            module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=BERT_FFN_OUTPUT
-        )
-        return framing, {"base_model": "sentence-transformers/all-MiniLM-L6-v2", **info}
 
 
 def _classifier(torch: Any, pooled: Any, dim: int) -> Any:

@@ -2,11 +2,12 @@
 
 The classifier (fine-tuned MiniLM + a 3-way head) and the causal-LLM router
 (a small chat LM read at its answer token) differ only in their network and
-in how a prompt is framed into tokens. Everything else lives here, once:
+in how a prompt is framed into tokens (``LabelNetwork``, built by a subclass's
+``_build``). Everything else lives here, once:
 
-- labels: battles -> one soft target over (strong, tie, weak) per distinct prompt;
-- training (torch, imported inside the functions that use it): a seeded,
-  length-bucketed AdamW loop with rich progress, then export to ONNX (+ int8);
+- training (torch, imported inside the functions that use it): battles ->
+  soft targets (``prefroute.data.labels``), a seeded, length-bucketed AdamW loop
+  with rich progress, then export to ONNX (+ int8, ``prefroute.onnx_models``);
 - serving (tokenizers + onnxruntime, no torch): frame, tokenise, run, softmax;
 - the artifact: ``<kind>.onnx`` and ``tokenizer.json`` beside ``router.json``.
 
@@ -23,16 +24,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import polars as pl
 
-from prefroute.data.schema import Battles
+from prefroute.data.labels import LABELS
 from prefroute.embed._util import as_texts, batches
 from prefroute.embed.paths import TRAIN_EXTRA_HINT
+from prefroute.embed.quiet import quiet_transformers
 from prefroute.errors import ArtifactError, DataError
 from prefroute.onnx_models import (
     export_onnx,
@@ -46,91 +47,11 @@ from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 if TYPE_CHECKING:
     import re
 
-    from prefroute.data.recipe import TrainingSet
+    import polars as pl
 
-LABELS = ("strong", "tie", "weak")  # logit order in every graph; = prefroute.data.recipe.LABELS
+    from prefroute.data.schema import Battles
+
 TOKENIZER_FILE = "tokenizer.json"
-
-
-# -- labels --------------------------------------------------------------------------
-
-
-def preference_labels(
-    data: Battles | TrainingSet,
-    *,
-    strong_model: str = DEFAULT_STRONG,
-    weak_model: str = DEFAULT_WEAK,
-    strong_tiers: Sequence[int] = (1, 2),
-    weak_tiers: Sequence[int] = (3,),
-    random_state: int | None = 0,
-) -> pl.DataFrame:
-    """``prompt, label, weight, dataset, source`` rows: strong-class vs weak-class battles.
-
-    The paper's labels (``TrainingSet.labels``): a battle between a model of
-    ``strong_tiers`` and one of ``weak_tiers`` says whether its prompt needed the
-    strong class. A ``TrainingSet`` brings its tiers; for bare ``Battles`` they are
-    fitted here (Bradley-Terry, no bootstrap). Either way the router's own pair
-    counts as strong vs weak whatever its tiers, so battles of exactly that pair
-    always label.
-    """
-    from prefroute.data.recipe import TrainingSet, tier_labels
-    from prefroute.data.tiers import rating_table
-
-    if isinstance(data, TrainingSet):
-        battles, ratings = data.battles, data.ratings
-    elif isinstance(data, Battles):
-        battles = data
-        if len(data.models) < 2:  # nothing to rate, so nothing to label
-            ratings = pl.DataFrame(schema={"model": pl.String, "tier": pl.Int64})
-        else:
-            ratings = rating_table(data, n_bootstrap=0, random_state=random_state)
-    else:
-        raise TypeError(f"fit() takes Battles or a TrainingSet, got {type(data).__name__}")
-    if not strong_tiers or not weak_tiers or set(strong_tiers) & set(weak_tiers):
-        raise ValueError(
-            f"strong_tiers {tuple(strong_tiers)} and weak_tiers {tuple(weak_tiers)} must be "
-            "non-empty and disjoint"
-        )
-    ratings = ratings.with_columns(
-        tier=pl.when(pl.col("model") == strong_model)
-        .then(pl.lit(min(strong_tiers), dtype=pl.Int64))
-        .when(pl.col("model") == weak_model)
-        .then(pl.lit(min(weak_tiers), dtype=pl.Int64))
-        .otherwise(pl.col("tier"))
-    )
-    tiers = dict(ratings.select("model", "tier").iter_rows())
-    return tier_labels(battles, tiers, strong_tiers=strong_tiers, weak_tiers=weak_tiers)
-
-
-def soft_targets(labels: pl.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Distinct prompts and, per prompt, the weighted share of each label, shape (n, 3).
-
-    One example per distinct prompt rather than per battle: a prompt judged for
-    30 model pairs becomes one example with a 30-vote target, which is the same
-    expected loss as 30 hard-label rows for a thirtieth of the compute. Prompts
-    come out sorted, so the result does not depend on row order.
-    """
-    missing = {"prompt", "label"} - set(labels.columns)
-    if missing:
-        raise DataError.file("labels", "columns prompt, label[, weight]", f"no {sorted(missing)}")
-    bad = labels.filter(~pl.col("label").is_in(LABELS))
-    if bad.height:
-        raise DataError.file(
-            "labels", f"label in {LABELS}", repr(bad["label"].unique().head(5).to_list())
-        )
-    weight = pl.col("weight").cast(pl.Float64) if "weight" in labels.columns else pl.lit(1.0)
-    frame = (
-        labels.select("prompt", "label", weight=weight)
-        .filter((pl.col("weight") > 0) & (pl.col("prompt").str.len_chars() > 0))
-        .group_by("prompt")
-        .agg(
-            [pl.col("weight").filter(pl.col("label") == name).sum().alias(name) for name in LABELS]
-        )
-        .sort("prompt")
-    )
-    counts = frame.select(LABELS).to_numpy().astype(np.float64)
-    targets = counts / counts.sum(axis=1, keepdims=True)
-    return frame["prompt"].to_list(), targets.astype(np.float32)
 
 
 # -- serving -------------------------------------------------------------------------
@@ -203,16 +124,38 @@ class LabelHead:
 # -- the router ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LabelNetwork:
+    """What a ``LabelHeadRouter`` subclass builds: all that differs between the kinds."""
+
+    module: Any
+    """``(input_ids, attention_mask) -> (n, 3)`` logits over ``LABELS`` (torch), with
+    only the parameters to fine-tune requiring grad."""
+    tokenizer: Any
+    """The artifact's ``tokenizers.Tokenizer``, truncating at ``max_length``."""
+    framing: Framing
+    name: str
+    """What is fine-tuned, for the progress line."""
+    keep_fp32: re.Pattern[str] | None
+    """MatMuls an int8 export keeps fp32 (``prefroute.onnx_models``)."""
+    pad_id: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+    """Facts about the network for router.json's ``training``."""
+
+
 class LabelHeadRouter(Router):
     """A router learned by fine-tuning a network to predict the battle label of a prompt.
 
-    ``fit(battles)`` takes ``Battles`` (tiers fitted on them) or a ``TrainingSet``
-    (its tiers), keeps battles of a strong-class against a weak-class model
-    (``preference_labels``), turns them into one soft target per distinct prompt
-    and trains on a seeded sample of at most ``max_examples`` prompts.
-    ``fit_labels(frame)`` starts from a ready ``prompt, label[, weight]`` frame.
+    ``fit(battles)`` fits model tiers on the battles given, keeps battles of a
+    strong-class against a weak-class model (``prefroute.data.labels.preference_labels``),
+    turns them into one soft target per distinct prompt and trains on a seeded
+    sample of at most ``max_examples`` prompts. ``fit_labels(frame)`` starts from a
+    ready ``prompt, label[, weight]`` frame instead, for labels made another way:
+    other tiers (``tier_labels(ts.battles, ts.tiers())`` for a ``TrainingSet``'s),
+    hand labels, an LLM judge's.
 
-    Subclasses build, train and export the network in ``_train``.
+    ``_train`` is the one training recipe (tokenise, fine-tune, export); a subclass
+    gives only its network, in ``_build``.
     """
 
     model_file: ClassVar[str]
@@ -245,8 +188,16 @@ class LabelHeadRouter(Router):
         self.weak_tiers = weak_tiers
 
     # ------------------------------------------------------------------ learning
-    def fit(self, battles: Battles | TrainingSet) -> LabelHeadRouter:  # type: ignore[override]
+    def fit(self, battles: Battles) -> LabelHeadRouter:
         """Learn from strong-class vs weak-class battles; returns self."""
+        from prefroute.data.labels import preference_labels
+        from prefroute.data.schema import Battles
+
+        if not isinstance(battles, Battles):
+            raise TypeError(
+                f"fit() takes Battles, got {type(battles).__name__}"
+                + (": pass its .battles" if hasattr(battles, "battles") else "")
+            )
         labels = preference_labels(
             battles,
             strong_model=self.strong_model,
@@ -258,7 +209,10 @@ class LabelHeadRouter(Router):
         return self.fit_labels(labels)
 
     def fit_labels(self, labels: pl.DataFrame) -> LabelHeadRouter:
-        """Learn from a ``prompt, label[, weight]`` frame (``TrainingSet.labels()``'s shape)."""
+        """Learn from a ``prompt, label[, weight]`` frame (``tier_labels``'s shape), labels
+        in ``LABELS``; returns self."""
+        from prefroute.data.labels import soft_targets
+
         prompts, targets = soft_targets(labels)
         if not prompts:
             raise DataError(
@@ -292,10 +246,45 @@ class LabelHeadRouter(Router):
     def _train(
         self, prompts: list[str], targets: np.ndarray, out_dir: Path
     ) -> tuple[Framing, dict[str, Any]]:
-        """Train on ``prompts`` (soft ``targets`` over ``LABELS``), write
-        ``model_file`` and ``tokenizer.json`` into ``out_dir``; return the framing
-        and facts about the run for router.json."""
+        """Fine-tune ``_build``'s network on ``prompts`` (soft ``targets`` over
+        ``LABELS``) and export it as ``out_dir/model_file``; return the framing and
+        facts about the run for router.json.
+
+        The network is built inside a forked torch RNG seeded with ``random_state``,
+        so new layers (the classifier's head) start the same every fit and the
+        caller's global torch seed is left alone.
+        """
+        torch = import_torch()
+        seed = 0 if self.random_state is None else int(self.random_state)
+        with torch.random.fork_rng(devices=[]), quiet_transformers():
+            torch.manual_seed(seed)
+            net = self._build(torch, out_dir)
+        ids = net.framing.encode(net.tokenizer, prompts)
+        info = train_label_model(
+            net.module,
+            ids,
+            targets,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            random_state=seed,
+            description=f"fine-tuning {net.name} on {len(ids):,} prompts",
+            pad_id=net.pad_id,
+        )
+        info |= export_label_model(
+            net.module, out_dir, self.model_file, quantize=self.quantize, keep_fp32=net.keep_fp32
+        )
+        return net.framing, {**net.info, **info}
+
+    def _build(self, torch: Any, out_dir: Path) -> LabelNetwork:
+        """The network to fine-tune, its trainable parts chosen, and how prompts reach it;
+        writes ``tokenizer.json`` into ``out_dir`` (``_copy_tokenizer``)."""
         raise NotImplementedError
+
+    def _copy_tokenizer(self, source: Path, out_dir: Path) -> Any:
+        """Copy ``source``'s tokenizer.json into the artifact and load it as serving will."""
+        shutil.copyfile(source / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+        return load_tokenizer(out_dir / TOKENIZER_FILE, self.max_length)
 
     # ------------------------------------------------------------------- scoring
     def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:

@@ -394,3 +394,104 @@ def serve(
     }
     given = {k: v for k, v in flags.items() if v not in (None, [], {})}  # keeps 0: a value
     run(load_settings(config, given))
+
+
+@app.command("label")
+@reports_errors
+def label_command(
+    prompts: Annotated[
+        Path,
+        typer.Argument(
+            help="Prompts: .txt lines, JSONL/CSV/Parquet with 'prompt', or a chat log "
+            "with 'messages'.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Battles (or, with --mode single, scores) to write.")
+    ],
+    strong: Annotated[str | None, typer.Option(help="Strong model id.")] = None,
+    weak: Annotated[str | None, typer.Option(help="Weak model id.")] = None,
+    judge: Annotated[str | None, typer.Option(help="Judge model id.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML upstreams, as for serve, plus [judge].", exists=True, dir_okay=False
+        ),  # fmt: skip
+    ] = None,
+    strong_base_url: Annotated[str | None, typer.Option(help="Strong upstream base URL.")] = None,
+    weak_base_url: Annotated[str | None, typer.Option(help="Weak upstream base URL.")] = None,
+    judge_base_url: Annotated[str | None, typer.Option(help="Judge upstream base URL.")] = None,
+    upstream_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the upstreams' API key.")
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            help="Answers you have (prompt or prompt_id, model, response): not generated again.",
+            exists=True,
+            dir_okay=False,
+        ),  # fmt: skip
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="pairwise (battles) or single (1-10 grades: a scores file).")
+    ] = "pairwise",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Estimate tokens and $ and stop; no calls.")
+    ] = False,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Stop before this run's new calls cost more ($).")
+    ] = None,
+    prices: Annotated[
+        list[Path] | None,
+        typer.Option("--prices", help="TOML price file(s) ($ per 1M tokens).", exists=True),
+    ] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Call store (SQLite) [<out>.calls.sqlite].")
+    ] = None,
+    keep_answers: Annotated[
+        bool, typer.Option("--keep-answers", help="Write both answers into the rows.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="Calls in flight per upstream server.")] = 16,
+    rpm: Annotated[
+        float | None, typer.Option(help="Requests per minute per upstream server.")
+    ] = None,
+    turns: Annotated[
+        str | None, typer.Option(help="Routing text of a chat: first, last or all user turns.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed sent with every call.")] = 0,
+    temperature: Annotated[float, typer.Option(help="Answer sampling temperature.")] = 0.0,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 1024,
+    answer_tokens: Annotated[
+        int, typer.Option(help="Answer length the --dry-run estimate assumes, in tokens.")
+    ] = 264,
+) -> None:
+    """Label prompts with an LLM judge: both models answer, the judge picks, battles out."""
+    from prefroute.label import Job, estimate, label, load_label_settings
+
+    def upstream(model: str | None, base_url: str | None) -> dict[str, str]:
+        given = {"model": model, "base_url": base_url, "api_key_env": upstream_key_env}
+        return {k: v for k, v in given.items() if v is not None}
+
+    flags = {
+        "strong": upstream(strong, strong_base_url),
+        "weak": upstream(weak, weak_base_url),
+        "judge": upstream(judge, judge_base_url),
+        "turns": turns,
+    }
+    settings = load_label_settings(config, {k: v for k, v in flags.items() if v})
+    job = Job(
+        prompts, out, mode=mode, answers=answers, store=store, keep_answers=keep_answers,  # type: ignore[arg-type]
+        max_cost=max_cost, prices=tuple(prices or ()), concurrency=concurrency, rpm=rpm,
+        seed=seed, temperature=temperature, max_tokens=max_tokens, answer_tokens=answer_tokens,
+    )  # fmt: skip
+    if dry_run:
+        for line in estimate(job, settings).lines():
+            console.print(line, highlight=False)
+        return
+    summary = label(job, settings, console=errors)
+    for line in summary.lines():
+        console.print(line, highlight=False)
+    if summary.call_failures or (summary.stopped and "--max-cost" not in summary.stopped):
+        raise typer.Exit(code=1)

@@ -11,14 +11,19 @@
     │                                   version, or made with another embedder
     ├── EvalError (ValueError)          an evaluation that cannot be computed as asked
     ├── NotFittedError (ValueError, AttributeError)
-    ├── ConfigError (ValueError)        a serve setting that cannot work: file or flag, field
+    ├── ConfigError (ValueError)        a serve or label setting that cannot work: file or
+    │                                   flag, field
+    ├── StoreError (RuntimeError)       prefroute label's call store is in use or not a store
+    ├── CostLimitError (RuntimeError)   a call would take a label run past --max-cost
     └── ServeError                      one HTTP request failed; carries OpenAI's error body
         ├── InvalidRequestError (ValueError)       400: bad body or model name, names the field
         ├── RequestTooLargeError (ValueError)      413: body over the size limit
         ├── AuthenticationError (PermissionError)  401: missing or unknown API key
         ├── OverloadedError (RuntimeError)         503: every slot and queue place taken
         └── UpstreamError (ConnectionError)        502: upstreams failed after retries, fallback
-            └── UpstreamTimeoutError (TimeoutError)  504: ... and the last attempt timed out
+            ├── UpstreamTimeoutError (TimeoutError)  504: ... and the last attempt timed out
+            └── UpstreamRefusedError      an upstream answered 4xx (key, model, parameter):
+                                          retrying cannot help, so a label run stops
 
 Callers catch ``PrefrouteError``; the leaf says what failed. Each leaf also
 subclasses a builtin so ``except ValueError`` keeps working.
@@ -127,6 +132,22 @@ class ConfigError(PrefrouteError, ValueError):
     """A serve setting that cannot work; the message names the file or flag and the field."""
 
 
+class StoreError(PrefrouteError, RuntimeError):
+    """``prefroute label``'s call store cannot be used: another run holds it, or the file is
+    not a store of this version; the message names the file and what to do."""
+
+
+class CostLimitError(PrefrouteError, RuntimeError):
+    """A call would take a ``prefroute label`` run's new spending past ``--max-cost``.
+
+    Raised before the call is sent, so the run stops with its spending under the limit.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        super().__init__(f"the next call could take this run past --max-cost ${limit:g}")
+
+
 class ServeError(PrefrouteError):
     """A request the server answers with an error; the fields make OpenAI's error body.
 
@@ -197,3 +218,9 @@ class UpstreamTimeoutError(UpstreamError, TimeoutError):
     """As ``UpstreamError``, and the last attempt timed out."""
 
     status = 504
+
+
+class UpstreamRefusedError(UpstreamError):
+    """The upstream answered with a 4xx other than 429: a wrong key, model name or
+    parameter. Every further call would be refused the same way, so ``prefroute label``
+    stops instead of retrying."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import re
 import threading
 import time
-from collections import deque
+import warnings
+from collections import Counter, deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -179,17 +182,235 @@ def _answer(body: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------- prefroute label's upstreams
+
+
+@dataclass
+class LabelScript:
+    """What the fake says and how it fails when it plays ``prefroute label``'s upstreams.
+
+    Which requests misbehave is decided by a hash of the user's question (the
+    last user message of an answer call, the conversation a judge call quotes),
+    so the same prompts misbehave in every run, whatever order calls arrive in.
+    The shares (0-1) pick prompts: ``slow`` ones answer ``slow_delay`` s late,
+    ``malformed`` ones get a first verdict or grade without its ``[[…]]`` (and a
+    proper one when asked again), ``unparseable`` ones never get one,
+    ``position_biased`` ones a judge that always prefers the answer shown first.
+    ``rate_limited`` and ``server_errors`` requests are answered 429 (with
+    ``Retry-After: retry_after``) or 503 the first time they arrive.
+
+    Answers are ``answers[(model, question)]`` when given (real answers, say),
+    else made-up text of ``answer_words`` words chosen from a hash of model and question.
+    The judge prefers the longer answer (a real judges' bias, and deterministic):
+    ``>>`` beyond 1.5x the words, ``>`` beyond 1.1x, ``=`` otherwise; the grader
+    gives one point per 50 words, from 1 to 10.
+    """
+
+    answers: dict[tuple[str, str], str] = field(default_factory=dict)
+    answer_words: tuple[int, int] = (40, 400)
+    delay: float = 0.0
+    slow: float = 0.0
+    slow_delay: float = 1.0
+    malformed: float = 0.0
+    unparseable: float = 0.0
+    position_biased: float = 0.0
+    rate_limited: float = 0.0
+    retry_after: float = 1.0
+    server_errors: float = 0.0
+
+
+class FakeLabelUpstream:
+    """An OpenAI-compatible fake that plays the models and the judge of ``prefroute label``.
+
+    A request whose system message asks for an ``[[A>B]]``-style verdict is a
+    judge call, one that asks for ``[[rating]]`` a grading call, any other an
+    answer. It counts calls per ``(model, kind)`` in ``calls``, answers per
+    request body in ``answered`` (keyed like prefroute's store: sha256 of the
+    body's JSON with sorted keys, so a test can tell which finished calls were
+    made again) and the most calls it held at once in ``peak_in_flight``.
+    ``usage`` is counted with OpenAI's o200k tokenizer (3 tokens per message and
+    3 per request, as OpenAI documents), independently of ``prefroute label``'s
+    own estimate. ``GET /fake/answered`` returns ``answered`` for a fake in
+    another process.
+    """
+
+    def __init__(self, script: LabelScript | None = None) -> None:
+        with warnings.catch_warnings():  # its resource loading uses a deprecated call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                import bpe_openai  # type: ignore[import-untyped,import-not-found,unused-ignore]
+            except ModuleNotFoundError:
+                raise ModuleNotFoundError(
+                    "the label fake counts tokens with bpe-openai: pip install 'prefroute[dev]'"
+                ) from None
+            self._encoding = bpe_openai.get_encoding("o200k_base")
+        self.script = script or LabelScript()
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.arrivals: dict[str, list[tuple[float, int]]] = {}
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/fake/answered", self._answered, methods=["GET"]),
+            ]
+        )
+
+    def reset(self, script: LabelScript | None = None) -> None:
+        """A new script (or the same) and an empty record."""
+        self.script = script or self.script
+        self.calls.clear()
+        self.answered.clear()
+        self.arrivals.clear()
+        self.peak_in_flight = 0
+
+    def tokens(self, text: str) -> int:
+        return len(self._encoding.encode(text))
+
+    async def _answered(self, request: Request) -> Response:
+        return Response(orjson.dumps(dict(self.answered)), media_type="application/json")
+
+    async def _chat(self, request: Request) -> Response:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._reply(orjson.loads(await request.body()))
+        finally:
+            self.in_flight -= 1
+
+    async def _reply(self, body: dict[str, Any]) -> Response:
+        key = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        model = str(body.get("model"))
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        texts = [str(m["content"]) if isinstance(m.get("content"), str) else "" for m in messages]
+        roles = [m.get("role") for m in messages]
+        system = next((t for r, t in zip(roles, texts, strict=True) if r == "system"), "")
+        kind = "judge" if "[[A>B]]" in system else "grade" if "[[rating]]" in system else "answer"
+        question = _question(kind, texts)
+        self.calls[(model, kind)] += 1
+        seen = self.arrivals.setdefault(key, [])
+        script = self.script
+        delay = script.delay + (script.slow_delay if _picked(question, "slow", script.slow) else 0)
+        if delay:
+            await asyncio.sleep(delay)
+        first = not seen
+        if first and _picked(key, "429", script.rate_limited):
+            seen.append((time.monotonic(), 429))
+            headers = {"retry-after": f"{script.retry_after:g}"}
+            return _error(429, "fake rate limit", headers)
+        if first and _picked(key, "5xx", script.server_errors):
+            seen.append((time.monotonic(), 503))
+            return _error(503, "fake overload")
+        seen.append((time.monotonic(), 200))
+        asked_again = len(messages) > 2 and kind != "answer"
+        if kind == "answer":
+            reply = script.answers.get((model, question)) or _made_up(model, question, script)
+        else:
+            reply = _judgement(kind, texts[1], question, script, asked_again)
+        self.answered[key] += 1
+        prompt_tokens = sum(3 + self.tokens(t) for t in texts) + 3
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": self.tokens(reply)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        message = {"role": "assistant", "content": reply}
+        completion = {
+            "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+        return Response(orjson.dumps(completion), media_type="application/json")
+
+
+_QUOTED = re.compile(r"<(conversation|answer_a|answer_b|answer)>\n(.*?)\n</\1>", re.DOTALL)
+
+
+def _question(kind: str, texts: list[str]) -> str:
+    """The user's question: the last user text of an answer call, the quoted one of a judge's."""
+    if kind == "answer":
+        return texts[-1] if texts else ""
+    quoted = dict(_QUOTED.findall(texts[1] if len(texts) > 1 else ""))
+    return quoted.get("conversation", "")
+
+
+def _picked(key: str, salt: str, share: float) -> bool:
+    """Whether ``key`` falls in the ``share`` of keys picked for ``salt``."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"{salt}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _made_up(model: str, question: str, script: LabelScript) -> str:
+    low, high = script.answer_words
+    digest = hashlib.sha256(f"{model}\0{question}".encode()).digest()
+    words = low + int.from_bytes(digest[:4], "big") % max(1, high - low + 1)
+    vocabulary = ("the", "answer", "is", "that", "we", "first", "consider", "a", "careful",
+                  "step,", "then", "check", "each", "case.")  # fmt: skip
+    return " ".join(vocabulary[(digest[i % 32] + i) % len(vocabulary)] for i in range(words))
+
+
+def _judgement(kind: str, quoted: str, question: str, script: LabelScript, again: bool) -> str:
+    """A judge's reply: reasons, then a verdict or grade (or none, as scripted)."""
+    parts = dict(_QUOTED.findall(quoted))
+    never = _picked(question, "unparseable", script.unparseable)
+    if never or (not again and _picked(question, "malformed", script.malformed)):
+        return "Both answers have merits; on balance I lean one way but will not commit."
+    if kind == "grade":
+        words = len(parts.get("answer", "").split())
+        grade = min(10, max(1, words // 50))
+        return f"The answer is {words} words long and addresses the question.\n[[{grade}]]"
+    a, b = (len(parts.get(side, "").split()) for side in ("answer_a", "answer_b"))
+    if _picked(question, "position", script.position_biased):
+        verdict = "A>B"
+    elif a > 1.5 * b:
+        verdict = "A>>B"
+    elif a > 1.1 * b:
+        verdict = "A>B"
+    elif b > 1.5 * a:
+        verdict = "B>>A"
+    elif b > 1.1 * a:
+        verdict = "B>A"
+    else:
+        verdict = "A=B"
+    reasons = f"Answer A has {a} words and answer B {b}; the fuller one covers more of the request."
+    return f"[[{verdict}]]" if again else f"{reasons}\n[[{verdict}]]"
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    error = {"message": message, "type": "fake", "param": None, "code": None}
+    return Response(orjson.dumps({"error": error}), status, headers=headers,
+                    media_type="application/json")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--chunks", type=int, default=4, help="content chunks per stream")
+    parser.add_argument(
+        "--label", action="store_true", help="play prefroute label's models and judge"
+    )
+    parser.add_argument(
+        "--answers", help="with --label: JSONL of real answers {model, prompt, response}"
+    )
     args = parser.parse_args()
     import uvicorn
 
-    fake = FakeUpstream(Behaviour(delay=args.delay, chunks=args.chunks), keep=1)
-    uvicorn.run(fake.app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    app: Any
+    if args.label:
+        answers = {}
+        if args.answers:
+            with open(args.answers, "rb") as file:
+                rows = [orjson.loads(line) for line in file if line.strip()]
+            answers = {(r["model"], r["prompt"]): r["response"] for r in rows}
+        app = FakeLabelUpstream(LabelScript(answers=answers, delay=args.delay)).app
+    else:
+        app = FakeUpstream(Behaviour(delay=args.delay, chunks=args.chunks), keep=1).app
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,9 @@ def training_set(
     """Collect, decontaminate, weight, optionally add the MMLU gold slice, and tier.
 
     ``source_weights`` multiplies each battle's weight by its label source
-    (``DEFAULT_SOURCE_WEIGHTS`` for those not given; 0 drops the source).
+    (``DEFAULT_SOURCE_WEIGHTS`` for those not given; 0 drops the source). The
+    defaults apply to the shipped data only: rows of the user's ``battle_files``
+    keep weight 1 for every source unless ``source_weights`` names it.
     ``mmlu_gold_slice`` > 0 adds that many MMLU questions (seeded by
     ``random_state``) as golden battles between ``strong_model`` and
     ``weak_model``, each weighing ``gold_slice_weight``; they are eval questions,
@@ -127,10 +129,16 @@ def training_set(
         )
         parts.append(Battles(gold.frame.with_columns(weight=pl.col("weight") * gold_slice_weight)))
     battles = Battles.concat(parts)
+    # The defaults are for the shipped data; the user's own files get only the weights asked for.
+    user_sets = {d for r in collected.user_files for d in r.table.frame["dataset"].unique()}
+    user_weights = dict.fromkeys(SOURCES, 1.0) | dict(source_weights or {})
+    source = pl.col("source").cast(pl.String)
     battles = Battles(
         battles.frame.with_columns(
             weight=pl.col("weight")
-            * pl.col("source").cast(pl.String).replace_strict(weights, return_dtype=pl.Float32)
+            * pl.when(pl.col("dataset").is_in(sorted(user_sets)))
+            .then(source.replace_strict(user_weights, return_dtype=pl.Float32))
+            .otherwise(source.replace_strict(weights, return_dtype=pl.Float32))
         ).filter(pl.col("weight") > 0)
     )
     return TrainingSet(

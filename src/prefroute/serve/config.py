@@ -16,6 +16,8 @@ A config file (every key optional except ``routers``)::
     [weak]
     model = "llama3.1:8b"
     base_url = "http://localhost:11434/v1"
+    [judge]                           # read by `prefroute label` only
+    model = "gpt-4o"
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class RoutingSettings(BaseModel):
     unset, it follows the artifact's own policy. ``retries`` counts extra
     attempts per upstream on connect errors, timeouts and 5xx, ``backoff``
     seconds doubling between them; then ``fallback`` tries the other model.
+    ``judge`` is for ``prefroute label``, which reads the same file; the server never calls it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -114,6 +117,7 @@ class RoutingSettings(BaseModel):
     routers: list[Path] = Field(min_length=1)
     strong: UpstreamSettings = UpstreamSettings()
     weak: UpstreamSettings = UpstreamSettings()
+    judge: UpstreamSettings | None = None
     turns: Turns | None = None
     fallback: bool = True
     retries: NonNegativeInt = 2
@@ -194,7 +198,7 @@ class ServeSettings(RoutingSettings):
         return [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
 
 
-S = TypeVar("S", bound=RoutingSettings)
+S = TypeVar("S", bound=BaseModel)
 
 
 def load_settings(

@@ -488,10 +488,10 @@ def label_command(
     )  # fmt: skip
     if dry_run:
         for line in estimate(job, settings).lines():
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, soft_wrap=True)
         return
     summary = label(job, settings, console=errors)
     for line in summary.lines():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
     if summary.call_failures or (summary.stopped and "--max-cost" not in summary.stopped):
         raise typer.Exit(code=1)

@@ -199,3 +199,15 @@ def test_the_estimate_counts_stored_calls_as_free(
     assert sum(r.cached for r in after.roles) == sum(r.calls for r in before.roles)
     with CallStore(done.store_path) as store:
         assert len(store) == sum(r.calls for r in before.roles)
+
+
+def test_a_question_asked_twice_is_paid_for_once(fake: FakeLabelUpstream, tmp_path: Path) -> None:
+    fake.reset(LabelScript(delay=0.05))  # both copies are in flight together
+    prompts = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"id": i, "prompt": "Explain how a hash table resolves collisions."} for i in "xy"],
+    )
+    summary = label(job(tmp_path, prompts), settings_for(fake))
+    assert [r["prompt_id"] for r in read_jsonl(summary.out)] == ["x", "y"]
+    assert summary.calls == 4 and summary.cached == 4
+    assert set(fake.answered.values()) == {1}

@@ -223,6 +223,7 @@ class _Run:
         self.refused: str | None = None
         """An upstream refused a call: no call is sent any more."""
         self._rows: dict[int, list[bytes]] = {}
+        self._sending: dict[str, asyncio.Future[StoredCall]] = {}
         self._next_row = 0
 
     async def main(self, console: Console | None) -> Summary:
@@ -381,12 +382,26 @@ class _Run:
         return reply.content, parsed
 
     async def _call(self, role: Role, body: dict[str, Any]) -> StoredCall:
-        """The stored reply to ``body``, or a new call, stored before this returns."""
+        """The stored reply to ``body``, or a new call, stored before this returns.
+
+        Two prompts can need the same call (the same question twice in a file): the
+        second waits for the first's reply instead of sending the request again.
+        """
         key = request_key(body)
         stored = self.store.get(key)
         if stored is not None:
             self.summary.cached += 1
             return stored
+        if key in self._sending:
+            self.summary.cached += 1
+            return await self._sending[key]
+        self._sending[key] = sending = asyncio.ensure_future(self._send(role, key, body))
+        try:
+            return await sending
+        finally:
+            del self._sending[key]
+
+    async def _send(self, role: Role, key: str, body: dict[str, Any]) -> StoredCall:
         if self.refused:
             raise _Stopped
         price = self.prices[role]

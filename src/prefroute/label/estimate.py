@@ -27,10 +27,10 @@ from prefroute.conversation import message_text
 from prefroute.errors import UnknownPriceError
 from prefroute.label.inputs import NO_ANSWERS, read_answers, read_label_prompts
 from prefroute.label.judge import grade_messages, pairwise_messages, render_conversation
-from prefroute.label.plan import JUDGE_REPLY_TOKENS, Job, upstream_price
+from prefroute.label.plan import JUDGE_REPLY_TOKENS, Job, RoleCalls, upstream_price
 from prefroute.label.settings import ANSWERING, ROLES, LabelSettings, Role
 from prefroute.label.store import CallStore, request_key
-from prefroute.prices import Price, price_table
+from prefroute.prices import price_table
 
 _PIECES = re.compile(r"\w+|[^\w\s]+")
 MESSAGE_OVERHEAD = 4
@@ -48,37 +48,13 @@ def message_tokens(messages: Sequence[dict[str, Any]]) -> float:
     return sum(text_tokens(t) + MESSAGE_OVERHEAD for t in texts) + REQUEST_OVERHEAD
 
 
-@dataclass
-class RoleEstimate:
-    """The calls one role will make and what they cost."""
-
-    role: Role
-    model: str
-    price: Price | None
-    calls: int = 0
-    cached: int = 0
-    input_tokens: float = 0.0
-    output_tokens: float = 0.0
-
-    @property
-    def cost(self) -> float | None:
-        if self.price is None:
-            return None
-        return self.price.cost(self.input_tokens, self.output_tokens)
-
-    def add(self, input_tokens: float, output_tokens: float) -> None:
-        self.calls += 1
-        self.input_tokens += input_tokens
-        self.output_tokens += output_tokens
-
-
 @dataclass(frozen=True)
 class Estimate:
     """Per-role calls, tokens and $ of a run, and what was assumed to get them."""
 
     prompts: int
     answers_given: int
-    roles: tuple[RoleEstimate, ...]
+    roles: tuple[RoleCalls, ...]
     answer_tokens: int
 
     @property
@@ -116,7 +92,7 @@ def estimate(job: Job, settings: LabelSettings) -> Estimate:
     given = read_answers(job.answers) if job.answers else NO_ANSWERS
     table = price_table(job.prices)
     roles = {
-        role: RoleEstimate(
+        role: RoleCalls(
             role,
             settings.model(role),
             upstream_price(settings.upstream(role), settings.model(role), table),
@@ -152,7 +128,7 @@ def estimate(job: Job, settings: LabelSettings) -> Estimate:
 
 def _judge_calls(
     job: Job,
-    judge: RoleEstimate,
+    judge: RoleCalls,
     messages: Sequence[dict[str, Any]],
     answers: dict[Role, str | None],
     store: CallStore | None,

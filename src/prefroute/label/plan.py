@@ -93,6 +93,34 @@ class Job:
         }
 
 
+@dataclass
+class RoleCalls:
+    """One role's calls and their tokens and $: estimated (``--dry-run``) or used (a run).
+
+    ``cached`` counts calls the store already has, which cost nothing.
+    """
+
+    role: str
+    model: str
+    price: Price | None
+    calls: int = 0
+    cached: int = 0
+    input_tokens: float = 0
+    output_tokens: float = 0
+
+    @property
+    def cost(self) -> float | None:
+        """$ at ``price``; None when the model has no price."""
+        if self.price is None:
+            return None
+        return self.price.cost(self.input_tokens, self.output_tokens)
+
+    def add(self, input_tokens: float, output_tokens: float) -> None:
+        self.calls += 1
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+
+
 def upstream_price(upstream: UpstreamSettings, model: str, table: PriceTable) -> Price | None:
     """The upstream's own ``input_cost``/``output_cost`` when the config sets them, else the
     price table's entry for ``model``, else None (unknown: asked for, never invented)."""

@@ -51,7 +51,7 @@ from prefroute.label.judge import (
     reminder_messages,
     render_conversation,
 )
-from prefroute.label.plan import Job, upstream_price
+from prefroute.label.plan import Job, RoleCalls, upstream_price
 from prefroute.label.settings import ANSWERING, ROLES, LabelSettings, Role
 from prefroute.label.store import CallStore, StoredCall, request_key
 from prefroute.prices import Price, price_table
@@ -79,18 +79,6 @@ class Failure:
 
 
 @dataclass
-class RoleUsage:
-    """What one role's new calls used this run: the upstream's token counts and $."""
-
-    model: str
-    price: Price | None
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-
-
-@dataclass
 class Summary:
     """What a run did: the CLI prints ``lines()``; ``complete`` says whether to run again."""
 
@@ -111,7 +99,7 @@ class Summary:
     asked_again: int = 0
     rate_limited: int = 0
     usage_missing: int = 0
-    usage: dict[Role, RoleUsage] = field(default_factory=dict)
+    usage: dict[Role, RoleCalls] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -120,7 +108,7 @@ class Summary:
 
     @property
     def cost(self) -> float:
-        return sum(u.cost for u in self.usage.values())
+        return sum(u.cost or 0.0 for u in self.usage.values())
 
     @property
     def complete(self) -> bool:
@@ -142,10 +130,10 @@ class Summary:
             f"{self.asked_again:,} unparseable replies asked again",
         ]
         for role, u in self.usage.items():
-            cost = f"${u.cost:,.4f}" if u.price is not None else "$ unknown (no price)"
+            cost = "$ unknown (no price)" if u.cost is None else f"${u.cost:,.4f}"
             lines.append(
-                f"  {role:<6} {u.model}: {u.calls:,} calls, {u.input_tokens:,} input + "
-                f"{u.output_tokens:,} output tokens, {cost}"
+                f"  {role:<6} {u.model}: {u.calls:,} calls, {u.input_tokens:,.0f} input + "
+                f"{u.output_tokens:,.0f} output tokens, {cost}"
             )
         lines.append(f"  spent ${self.cost:,.4f} this run in {self.seconds:,.1f} s")
         if self.usage_missing:
@@ -215,7 +203,7 @@ class _Run:
             job.out,
             job.mode,
             len(prompts),
-            usage={role: RoleUsage(self.models[role], prices[role]) for role in ROLES},
+            usage={role: RoleCalls(role, self.models[role], prices[role]) for role in ROLES},
         )
         self.reserved = 0.0
         self.stopping: str | None = None
@@ -420,11 +408,7 @@ class _Run:
             role, body["model"], reply.content, prompt_tokens, completion_tokens, cost
         )
         self.store.put(key, call)
-        usage = self.summary.usage[role]
-        usage.calls += 1
-        usage.input_tokens += prompt_tokens
-        usage.output_tokens += completion_tokens
-        usage.cost += cost or 0.0
+        self.summary.usage[role].add(prompt_tokens, completion_tokens)
         return call
 
     def _reserve(self, price: Price | None, body: dict[str, Any]) -> float:

@@ -10,7 +10,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -453,19 +453,24 @@ def label_command(
     keep_answers: Annotated[
         bool, typer.Option("--keep-answers", help="Write both answers into the rows.")
     ] = False,
-    concurrency: Annotated[int, typer.Option(help="Calls in flight per upstream server.")] = 16,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Calls in flight per upstream server [16].")
+    ] = None,
     rpm: Annotated[
         float | None, typer.Option(help="Requests per minute per upstream server.")
     ] = None,
     turns: Annotated[
         str | None, typer.Option(help="Routing text of a chat: first, last or all user turns.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed sent with every call.")] = 0,
-    temperature: Annotated[float, typer.Option(help="Answer sampling temperature.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 1024,
+    seed: Annotated[int | None, typer.Option(help="Seed sent with every call [0].")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Answer sampling temperature [0].")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Longest answer in tokens [1024].")] = None,
     answer_tokens: Annotated[
-        int, typer.Option(help="Answer length the --dry-run estimate assumes, in tokens.")
-    ] = 264,
+        int | None,
+        typer.Option(help="Answer length the --dry-run estimate assumes, in tokens [264]."),
+    ] = None,
 ) -> None:
     """Label prompts with an LLM judge: both models answer, the judge picks, battles out."""
     from prefroute.label import Job, estimate, label, load_label_settings
@@ -481,10 +486,14 @@ def label_command(
         "turns": turns,
     }
     settings = load_label_settings(config, {k: v for k, v in flags.items() if v})
+    options: dict[str, Any] = {
+        "concurrency": concurrency, "seed": seed, "temperature": temperature,
+        "max_tokens": max_tokens, "answer_tokens": answer_tokens,
+    }  # fmt: skip
     job = Job(
         prompts, out, mode=mode, answers=answers, store=store, keep_answers=keep_answers,  # type: ignore[arg-type]
-        max_cost=max_cost, prices=tuple(prices or ()), concurrency=concurrency, rpm=rpm,
-        seed=seed, temperature=temperature, max_tokens=max_tokens, answer_tokens=answer_tokens,
+        max_cost=max_cost, prices=tuple(prices or ()), rpm=rpm,
+        **{k: v for k, v in options.items() if v is not None},
     )  # fmt: skip
     if dry_run:
         for line in estimate(job, settings).lines():
@@ -493,5 +502,5 @@ def label_command(
     summary = label(job, settings, console=errors)
     for line in summary.lines():
         console.print(line, highlight=False, soft_wrap=True)
-    if summary.call_failures or (summary.stopped and "--max-cost" not in summary.stopped):
-        raise typer.Exit(code=1)
+    if summary.call_failures or summary.refused:
+        raise typer.Exit(code=1)  # a rerun retries them; a --max-cost stop is not a failure

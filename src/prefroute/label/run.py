@@ -94,6 +94,7 @@ class Summary:
     not_started: int = 0
     unfinished: int = 0
     stopped: str | None = None
+    refused: str | None = None
     cached: int = 0
     answers_given: int = 0
     asked_again: int = 0
@@ -267,6 +268,7 @@ class _Run:
         self._flush(final=True)
         if self.stopping:
             self.summary.stopped = self.stopping
+        self.summary.refused = self.refused
 
     async def _one(self, index: int, prompt: LabelPrompt) -> None:
         rows: list[dict[str, Any]] = []

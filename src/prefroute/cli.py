@@ -333,6 +333,12 @@ def quickstart(
     )
 
 
+def upstream_flags(model: str | None, base_url: str | None, key_env: str | None) -> dict[str, str]:
+    """One upstream's settings from ``serve``/``label`` flags: only those given."""
+    given = {"model": model, "base_url": base_url, "api_key_env": key_env}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 @app.command()
 @reports_errors
 def serve(
@@ -379,14 +385,10 @@ def serve(
     from prefroute.serve.app import run
     from prefroute.serve.config import load_settings
 
-    def upstream(model: str | None, base_url: str | None) -> dict[str, str]:
-        given = {"model": model, "base_url": base_url, "api_key_env": upstream_key_env}
-        return {k: v for k, v in given.items() if v is not None}
-
     flags = {
         "routers": [str(r) for r in routers or ()],
-        "strong": upstream(strong_model, strong_base_url),
-        "weak": upstream(weak_model, weak_base_url),
+        "strong": upstream_flags(strong_model, strong_base_url, upstream_key_env),
+        "weak": upstream_flags(weak_model, weak_base_url, upstream_key_env),
         "api_keys": api_key,
         "host": host,
         "port": port,
@@ -475,14 +477,10 @@ def label_command(
     """Label prompts with an LLM judge: both models answer, the judge picks, battles out."""
     from prefroute.label import Job, estimate, label, load_label_settings
 
-    def upstream(model: str | None, base_url: str | None) -> dict[str, str]:
-        given = {"model": model, "base_url": base_url, "api_key_env": upstream_key_env}
-        return {k: v for k, v in given.items() if v is not None}
-
     flags = {
-        "strong": upstream(strong, strong_base_url),
-        "weak": upstream(weak, weak_base_url),
-        "judge": upstream(judge, judge_base_url),
+        "strong": upstream_flags(strong, strong_base_url, upstream_key_env),
+        "weak": upstream_flags(weak, weak_base_url, upstream_key_env),
+        "judge": upstream_flags(judge, judge_base_url, upstream_key_env),
         "turns": turns,
     }
     settings = load_label_settings(config, {k: v for k, v in flags.items() if v})

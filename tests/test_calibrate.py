@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from prefroute.calibrate import share_for_budget, strong_share, threshold_for_share
+from prefroute.errors import InvalidParameterError
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.3, 0.5, 0.8, 1.0])
@@ -24,9 +25,9 @@ def test_ties_never_split_and_the_closest_share_wins() -> None:
 
 
 def test_bad_shares_and_empty_scores_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"share must be in \[0, 1\]"):
+    with pytest.raises(InvalidParameterError, match=r"share must be in \[0, 1\]"):
         threshold_for_share([0.1], 1.5)
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(InvalidParameterError, match="at least one"):
         threshold_for_share([], 0.5)
 
 
@@ -35,5 +36,7 @@ def test_budget_maps_linearly_to_share() -> None:
     assert share_for_budget(24.7, 24.7, 0.24) == pytest.approx(1.0)
     assert share_for_budget((24.7 + 0.24) / 2, 24.7, 0.24) == pytest.approx(0.5)
     assert share_for_budget(100.0, 24.7, 0.24) == 1.0
-    with pytest.raises(ValueError, match="below the weak model"):
+    with pytest.raises(InvalidParameterError, match="below the weak model"):
         share_for_budget(0.1, 24.7, 0.24)
+    with pytest.raises(InvalidParameterError, match="must exceed the weak model's"):
+        share_for_budget(5.0, 0.1, 0.24)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from prefroute.errors import InvalidParameterError
+
 if TYPE_CHECKING:
     from prefroute.routers.base import Router
 
@@ -32,10 +34,10 @@ def threshold_for_share(scores: Sequence[float] | np.ndarray, share: float) -> f
     Among equally close candidates the higher threshold wins (fewer strong calls).
     """
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"share must be in [0, 1], got {share}")
+        raise InvalidParameterError(f"share must be in [0, 1], got {share}")
     values = np.asarray(scores, dtype=np.float64)
     if values.size == 0:
-        raise ValueError("need at least one calibration score")
+        raise InvalidParameterError("need at least one calibration score")
     distinct = np.unique(values)  # ascending
     above = np.nextafter(distinct[-1], np.inf)
     candidates = np.append(distinct, above)
@@ -52,11 +54,11 @@ def share_for_budget(budget: float, strong_cost: float, weak_cost: float) -> flo
     Assumes prompts of similar length on both sides, the usual blended-price view.
     """
     if strong_cost <= weak_cost:
-        raise ValueError(
+        raise InvalidParameterError(
             f"strong model cost ({strong_cost}) must exceed the weak model's ({weak_cost})"
         )
     if budget < weak_cost:
-        raise ValueError(
+        raise InvalidParameterError(
             f"budget ${budget}/1M tokens is below the weak model's own price ${weak_cost}"
         )
     return float(min(1.0, (budget - weak_cost) / (strong_cost - weak_cost)))

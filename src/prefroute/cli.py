@@ -1,27 +1,99 @@
 """The ``prefroute`` command line: parse, call one library function, print.
 
-Every command turns a ``PrefrouteError`` into one line on stderr and exit
-code 1: users see what is wrong with their input, never a traceback.
+The root group turns every error a command raises into one line on stderr
+and exit code 1: users see what is wrong with their input, never a traceback.
+``--debug`` (or ``PREFROUTE_DEBUG=1``) lets the traceback through for a bug
+report. Typer's own usage errors (a missing argument, a path that does not
+exist) keep their message and exit code 2.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
 
 from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.errors import PrefrouteError
 
-P = ParamSpec("P")
-R = TypeVar("R")
+if TYPE_CHECKING:
+    import numpy as np
+    from typer._click import Context  # typer's vendored click: what TyperGroup's methods take
+
+    from prefroute.routers.base import Router
+
+MULTI_VALUE_OPTIONS = ("--battles",)
+"""Options that take several values after one flag (``--battles a.jsonl b.jsonl``)."""
+DEBUG_ENV = "PREFROUTE_DEBUG"
+UNREACHABLE_GAP = 0.01
+"""A calibrated share further than this from the one asked (one step of the stored
+whole-percent table) is reported as unreachable: ties in the scores straddle it."""
+ROUTE_BATCH = 256
+"""Prompts scored per call by ``route``: small enough for a live progress bar, large
+enough that batching pays (the batch size ``benchmarks/routing.py`` measures)."""
+
+
+def spread_multi_value_options(args: Sequence[str]) -> list[str]:
+    """``--battles a b`` -> ``--battles a --battles b``: click gives an option one value.
+
+    Every token after a ``MULTI_VALUE_OPTIONS`` flag's first value that does not
+    start with ``-`` is another value of it, up to the next option (or ``--``);
+    so positional arguments go before such a flag.
+    """
+    out: list[str] = []
+    flag: str | None = None  # the multi-value flag whose values are being read
+    awaiting = False  # its first value comes next, whatever it looks like
+    for i, arg in enumerate(args):
+        if awaiting:
+            out.append(arg)
+            awaiting = False
+        elif arg == "--":
+            return out + list(args[i:])
+        elif arg.startswith("-"):
+            name, has_value, _ = arg.partition("=")
+            flag = name if name in MULTI_VALUE_OPTIONS else None
+            awaiting = flag is not None and not has_value
+            out.append(arg)
+        elif flag is not None:
+            out += [flag, arg]
+        else:
+            out.append(arg)
+    return out
+
+
+class PrefrouteGroup(TyperGroup):
+    """The root command: one error line instead of a traceback, and
+    ``MULTI_VALUE_OPTIONS`` with several values per flag."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_multi_value_options(args))
+
+    def invoke(self, ctx: Context) -> Any:
+        """Run the command; any error becomes one line on stderr and exit code 1.
+
+        Typer's own exceptions pass through: usage errors keep their message and
+        exit code 2, ``typer.Exit`` its code. ``--debug`` re-raises.
+        """
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            errors.print(Text.assemble(("error:", "bold red"), " ", describe_error(exc)))
+            raise typer.Exit(code=1) from None
+
 
 app = typer.Typer(
+    cls=PrefrouteGroup,
     help="Learn LLM routers from preference data and serve them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -31,6 +103,56 @@ app.add_typer(data_app, name="data")
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from prefroute import __version__
+
+        typer.echo(f"prefroute {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=DEBUG_ENV,
+            help=f"Show the full traceback of an error (or set {DEBUG_ENV}=1).",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Learn LLM routers from preference data and serve them."""
+
+
+def describe_error(exc: Exception) -> str:
+    """One line for an error: prefroute's own say what to fix; the rest get a hint."""
+    if isinstance(exc, PrefrouteError):
+        return str(exc)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, ImportError):
+        if "pip install" in message:
+            return message
+        return (
+            f"{message}: a package this command needs is missing; install the extra "
+            "it belongs to: pip install 'prefroute[train]' (training) or "
+            "'prefroute[serve]' (serving)"
+        )
+    if isinstance(exc, OSError):  # a path that cannot be written, a full disk, ...
+        return message
+    return (
+        f"unexpected {type(exc).__name__}: {message} (rerun with --debug or "
+        f"{DEBUG_ENV}=1 for the traceback, and report it)"
+    )
+
 
 DataDirOption = Annotated[
     Path | None,
@@ -42,29 +164,20 @@ DataDirOption = Annotated[
 ]
 BattleFilesOption = Annotated[
     list[Path] | None,
-    typer.Option("--battles", help="Extra battle files (JSONL/CSV/Parquet, .gz ok).", exists=True),
+    typer.Option(
+        "--battles",
+        help="Extra battle files (JSONL/CSV/Parquet, .gz ok); several after one flag: "
+        "--battles a.jsonl b.csv.",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 SkipBadOption = Annotated[
     bool, typer.Option("--skip-bad", help="Drop bad records (reported) instead of failing.")
 ]
 
 
-def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn a PrefrouteError into one clear line and exit code 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except PrefrouteError as exc:
-            errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise typer.Exit(code=1) from None
-
-    return wrapper
-
-
 @data_app.command("stats")
-@reports_errors
 def data_stats(
     data_dir: DataDirOption = None,
     battles: BattleFilesOption = None,
@@ -74,7 +187,10 @@ def data_stats(
     """Battles per data set and source, model ratings and tiers, decontamination counts."""
     from prefroute.data.stats import render, summarize
 
-    summary = summarize(data_dir, battle_files=battles or (), skip_bad=skip_bad)
+    with errors.status("collecting the training data") as status:
+        summary = summarize(
+            data_dir, battle_files=battles or (), skip_bad=skip_bad, on_phase=status.update
+        )
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -99,7 +215,6 @@ PromptsOption = Annotated[
 
 
 @app.command()
-@reports_errors
 def train(
     kind: Annotated[
         str, typer.Argument(help="Router kind: random, sw_ranking, mf, classifier, causal_llm.")
@@ -116,7 +231,10 @@ def train(
         str | None, typer.Option("--embedder", help="Embedder spec (static, minilm, api:<model>).")
     ] = None,
     mmlu_gold_slice: Annotated[
-        int, typer.Option(help="MMLU questions with golden labels to train on (left out of eval).")
+        int,
+        typer.Option(
+            min=0, help="MMLU questions with golden labels to train on (left out of eval)."
+        ),
     ] = 1500,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ) -> None:
@@ -140,7 +258,6 @@ def train(
 
 
 @app.command()
-@reports_errors
 def calibrate(
     artifact: ArtifactArg,
     strong_share: Annotated[
@@ -163,53 +280,101 @@ def calibrate(
 
     if strong_share is not None and budget is not None:
         raise typer.BadParameter("give --strong-share or --budget, not both")
-    router, scores = calibrate_artifact(artifact, prompts=prompts, data_dir=data_dir)
-    share = strong_share
+    share = strong_share  # checked before the slow part, which rewrites the artifact
     if budget is not None:
         share = share_for_budget(budget, strong_cost, weak_cost)
-    if share is not None:
-        threshold = router.threshold_for_share(share)
-        reached = share_of(scores, threshold)
+    with errors.status(f"scoring the calibration prompts with {artifact}"):
+        router, scores = calibrate_artifact(artifact, prompts=prompts, data_dir=data_dir)
+    if share is None:
         console.print(
-            f"threshold {threshold:.6g} sends {reached:.1%} of {len(scores):,} calibration "
-            f"prompts to {router.strong_model} (asked for {share:.1%}); serve it as "
-            f"router-{router.kind}@{round(share * 100)}% or router-{router.kind}-{threshold:.6g}"
+            f"stored the threshold of every whole-percent share of strong calls, from "
+            f"{len(scores):,} calibration prompts; serve as router-{router.kind}@<share>%"
         )
+        return
+    threshold = router.threshold_for_share(share)
+    reached = share_of(scores, threshold)
+    unreachable = (
+        f"; tied scores make {share:.1%} unreachable on these prompts, {reached:.1%} is "
+        "the closest share"
+        if abs(reached - share) > UNREACHABLE_GAP
+        else ""
+    )
+    console.print(
+        f"threshold {threshold:.6g} sends {reached:.1%} of {len(scores):,} calibration "
+        f"prompts to {router.strong_model} (asked for {share:.1%}{unreachable}); serve it "
+        f"as router-{router.kind}@{round(share * 100)}% or router-{router.kind}-{threshold:.6g}",
+        highlight=False,
+    )
 
 
 @app.command()
-@reports_errors
 def route(
     artifact: ArtifactArg,
     file: Annotated[
         str, typer.Argument(help="Prompts: .txt lines, JSONL/CSV/Parquet, or - for stdin.")
     ] = "-",
-    threshold: Annotated[float | None, typer.Option("--threshold", help="Score threshold.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold", min=0.0, max=1.0, help="Score threshold: strong at or above it."
+        ),
+    ] = None,
     strong_share: Annotated[
         float | None,
         typer.Option("--strong-share", min=0.0, max=1.0, help="Use the calibrated threshold."),
     ] = None,
 ) -> None:
-    """Route prompts; write JSONL lines {"id", "score", "model"} to stdout."""
+    """Route prompts; write JSONL lines {"id", "score", "model"} to stdout.
+
+    A progress bar while scoring and a one-line summary (prompts routed, share
+    to each model) go to stderr, so stdout stays JSONL.
+    """
     from prefroute.data.readers import read_prompts
     from prefroute.routers.base import Router
 
     if (threshold is None) == (strong_share is None):
         raise typer.BadParameter("give exactly one of --threshold or --strong-share")
-    router = Router.load(artifact)
+    with errors.status(f"loading {artifact}"):
+        router = Router.load(artifact)
     if strong_share is not None:
         threshold = router.threshold_for_share(strong_share)
-    ids, texts = read_prompts(file)
-    scores = router.strong_win_rate(texts)
+    if file == "-" and sys.stdin.isatty():
+        errors.print("reading prompts from stdin, one per line (Ctrl-D to end)")
+    with errors.status(f"reading {'stdin' if file == '-' else file}"):
+        ids, texts = read_prompts(file)
+    scores = _scores_with_progress(router, texts)
     strong = scores >= threshold
     out = typer.get_text_stream("stdout")
     for prompt_id, score, is_strong in zip(ids, scores.tolist(), strong.tolist(), strict=True):
         model = router.strong_model if is_strong else router.weak_model
         out.write(json.dumps({"id": prompt_id, "score": round(score, 6), "model": model}) + "\n")
+    n_strong = int(strong.sum())
+    share = n_strong / len(texts) if texts else 0.0
+    errors.print(
+        f"routed {len(texts):,} prompts at threshold {threshold:.6g}: "
+        f"{share:.1%} ({n_strong:,}) to {router.strong_model}, "
+        f"{1 - share:.1%} ({len(texts) - n_strong:,}) to {router.weak_model}",
+        highlight=False,
+    )
+
+
+def _scores_with_progress(router: Router, texts: Sequence[str]) -> np.ndarray:
+    """``router.strong_win_rate(texts)`` in batches, with a progress bar on stderr."""
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("scoring", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    parts = []
+    with Progress(*columns, console=errors, transient=True) as progress:
+        task = progress.add_task("scoring", total=len(texts))
+        for start in range(0, len(texts), ROUTE_BATCH):
+            batch = texts[start : start + ROUTE_BATCH]
+            parts.append(np.asarray(router.strong_win_rate(batch)))
+            progress.advance(task, len(batch))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 @app.command("eval")
-@reports_errors
 def eval_routers(
     artifacts: Annotated[
         list[Path],
@@ -278,7 +443,6 @@ def eval_routers(
 
 
 @app.command()
-@reports_errors
 def quickstart(
     data_dir: DataDirOption = None,
     out: Annotated[
@@ -340,7 +504,6 @@ def upstream_flags(model: str | None, base_url: str | None, key_env: str | None)
 
 
 @app.command()
-@reports_errors
 def serve(
     routers: Annotated[
         list[Path] | None,
@@ -399,7 +562,6 @@ def serve(
 
 
 @app.command("label")
-@reports_errors
 def label_command(
     prompts: Annotated[
         Path,

@@ -10,6 +10,9 @@
     ├── ArtifactError (ValueError)      a router artifact is missing, of another format
     │                                   version, or made with another embedder
     ├── EvalError (ValueError)          an evaluation that cannot be computed as asked
+    ├── InvalidParameterError (ValueError, TypeError)
+    │                                   a parameter, or a combination of them, that
+    │                                   cannot work: names it, the allowed values, got
     ├── NotFittedError (ValueError, AttributeError)
     ├── ConfigError (ValueError)        a serve or label setting that cannot work: file or
     │                                   flag, field
@@ -126,6 +129,16 @@ class NotFittedError(PrefrouteError, ValueError, AttributeError):
 class EvalError(PrefrouteError, ValueError):
     """An evaluation that cannot be computed as asked: an unknown benchmark, no
     prompts left to score, or two models of equal mean quality (PGR undefined)."""
+
+
+class InvalidParameterError(PrefrouteError, ValueError, TypeError):
+    """A parameter value, or a combination of parameters, that cannot work.
+
+    A share outside [0, 1], a budget below the weak model's price, an embedder
+    for a router kind that takes none, the same model as strong and weak. As
+    scikit-learn's ``InvalidParameterError`` it is also a ``TypeError``, so callers
+    that catch either builtin for a wrong argument keep working.
+    """
 
 
 class ConfigError(PrefrouteError, ValueError):

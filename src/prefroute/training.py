@@ -18,6 +18,7 @@ from rich.console import Console
 
 from prefroute.calibrate import calibrate_artifact
 from prefroute.data.recipe import TrainingSet, training_set
+from prefroute.errors import InvalidParameterError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 from prefroute.routers.registry import router_class
 
@@ -54,7 +55,9 @@ def train_router(
     }
     if embedder is not None:
         if "embedder" not in inspect.signature(router_cls).parameters:
-            raise ValueError(f"router kind {kind!r} takes no embedder")
+            raise InvalidParameterError(
+                f"router kind {kind!r} takes no embedder; train it without one"
+            )
         kwargs["embedder"] = embedder
     router: Router = router_cls(**kwargs)
 

@@ -8,7 +8,7 @@ table and the training recipe builds on it, so both see the same data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,17 +44,23 @@ def collect_battles(
     turns: Turns = "first",
     embedder: Embedder | None = None,
     threshold: float | None = COSINE_THRESHOLD,
+    on_phase: Callable[[str], None] | None = None,
 ) -> CollectedData:
     """Read every shipped set and the user's files, augment, then decontaminate.
 
     Sets that *contain* a benchmark (``shipped.BENCHMARK_OVERLAP``) are dropped
     by name first: their copies of MMLU/GSM8K questions are reformatted, so text
-    matching alone would let some through.
+    matching alone would let some through. ``on_phase`` hears what is being done
+    next (a CLI shows it: the whole takes tens of seconds).
     """
+    phase = on_phase or (lambda _: None)
     root = resolve_data_dir(data_dir)
+    phase("reading the shipped data sets")
     battles = shipped.load_battles(root, turns=turns)
     scores = shipped.load_scores(root)
     prefs = shipped.load_judge_preferences(root)
+    if battle_files:
+        phase(f"reading {len(battle_files)} battle file(s)")
     user_files = tuple(read_battles(path, turns=turns, skip_bad=skip_bad) for path in battle_files)
     pooled = Battles.concat(
         [
@@ -70,6 +76,7 @@ def collect_battles(
         pooled.frame.filter(is_overlap).group_by("dataset").len().sort("dataset").iter_rows()
     )
     evals = shipped.eval_prompts(root)
+    phase(f"decontaminating {pooled.frame.height:,} battles against {', '.join(evals)}")
     result = decontaminate(
         pooled.filter(~is_overlap),
         evals,

@@ -27,6 +27,7 @@ from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.data.schema import SOURCES, Battles, Scores
 from prefroute.data.tiers import rating_table
 from prefroute.embed import Embedder
+from prefroute.errors import InvalidParameterError
 
 GOLD_SLICE_DATASET = "routellm-evals/mmlu-gold-slice"
 GOLD_SLICE_WEIGHT = 20.0
@@ -100,7 +101,9 @@ def training_set(
     weights = DEFAULT_SOURCE_WEIGHTS | dict(source_weights or {})
     unknown = sorted(set(weights) - set(SOURCES))
     if unknown:
-        raise ValueError(f"unknown label sources {unknown}; expected some of {list(SOURCES)}")
+        raise InvalidParameterError(
+            f"unknown label sources {unknown}; expected some of {list(SOURCES)}"
+        )
     if collected is None:
         collected = collect_battles(
             data_dir, battle_files=battle_files, skip_bad=skip_bad, turns=turns, embedder=embedder
@@ -158,7 +161,9 @@ def _mmlu_gold_slice(
     )
     ids = np.array(sorted(mmlu["prompt_id"].unique().to_list()))
     if size > len(ids):
-        raise ValueError(f"mmlu_gold_slice={size}, but MMLU has only {len(ids)} questions")
+        raise InvalidParameterError(
+            f"mmlu_gold_slice={size}, but MMLU has only {len(ids)} questions"
+        )
     chosen = tuple(sorted(np.random.default_rng(random_state).choice(ids, size, replace=False)))
     slice_scores = Scores(
         mmlu.filter(pl.col("prompt_id").is_in(chosen)).with_columns(

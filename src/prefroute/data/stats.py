@@ -7,7 +7,7 @@ people and as a plain dict for ``--json``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,16 @@ def summarize(
     n_tiers: int = 10,
     n_bootstrap: int = 100,
     random_state: int = 0,
+    on_phase: Callable[[str], None] | None = None,
 ) -> DataSummary:
-    """Collect all training data and summarise it."""
+    """Collect all training data and summarise it; ``on_phase`` hears each slow step."""
+    collected = collect_battles(
+        data_dir, battle_files=battle_files, skip_bad=skip_bad, on_phase=on_phase
+    )
+    if on_phase is not None:
+        on_phase(f"fitting Bradley–Terry ratings with {n_bootstrap} bootstrap refits")
     return summarize_collected(
-        collect_battles(data_dir, battle_files=battle_files, skip_bad=skip_bad),
+        collected,
         n_tiers=n_tiers,
         n_bootstrap=n_bootstrap,
         random_state=random_state,

@@ -30,7 +30,12 @@ import numpy as np
 from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.data.schema import Battles
 from prefroute.embed import Embedder
-from prefroute.errors import ArtifactError, NotFittedError, UnknownModelError
+from prefroute.errors import (
+    ArtifactError,
+    InvalidParameterError,
+    NotFittedError,
+    UnknownModelError,
+)
 
 FORMAT_VERSION = 1
 
@@ -126,7 +131,7 @@ class Router(ABC):
                 "this router has no calibration; run `prefroute calibrate DIR` first"
             )
         if not 0.0 <= share <= 1.0:
-            raise ValueError(f"strong share must be in [0, 1], got {share}")
+            raise InvalidParameterError(f"strong share must be in [0, 1], got {share}")
         return float(table["thresholds"][str(round(share * 100))])
 
     def check_is_fitted(self) -> None:
@@ -309,7 +314,9 @@ def check_pair(strong: str, weak: str, models: Sequence[str]) -> None:
                 f"that include {name!r}"
             )
     if strong == weak:
-        raise ValueError(f"strong and weak model are both {strong!r}; pick two different models")
+        raise InvalidParameterError(
+            f"strong and weak model are both {strong!r}; pick two different models"
+        )
 
 
 def _package_version() -> str:

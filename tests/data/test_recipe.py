@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -12,6 +13,7 @@ from prefroute.data import shipped
 from prefroute.data.decontam import normalise_prompt
 from prefroute.data.labels import LABELS, tier_labels
 from prefroute.data.recipe import GOLD_SLICE_DATASET, GOLD_SLICE_WEIGHT, TrainingSet, training_set
+from prefroute.errors import InvalidParameterError
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +33,59 @@ def test_no_eval_prompt_left_except_the_gold_slice(recipe: TrainingSet, data_dir
     leaked = {normalise_prompt(p) for p in frame["prompt"].unique()} & held_out
     assert not leaked
     assert recipe.collected.decontamination.n_removed > 0
+
+
+def test_no_training_prompt_is_a_near_copy_of_an_eval_prompt(
+    recipe: TrainingSet, data_dir: Path
+) -> None:
+    """Cosine < 0.95 to every eval prompt, recomputed here: paraphrases and reformats
+    (a changed number, an added instruction) that exact matching lets through."""
+    from prefroute.embed import get_embedder
+
+    embedder = get_embedder(cache=True)  # the decontamination's default embedder
+    evals = [p for prompts in shipped.eval_prompts(data_dir).values() for p in prompts]
+    frame = recipe.battles.frame.filter(pl.col("dataset") != GOLD_SLICE_DATASET)
+    train = frame["prompt"].unique().to_list()
+    eval_vectors = _unit(embedder.encode(evals))
+    train_vectors = _unit(embedder.encode(train))
+    best = np.concatenate(
+        [(block @ eval_vectors.T).max(axis=1) for block in np.array_split(train_vectors, 16)]
+    )
+    near = [(train[i], float(best[i])) for i in np.flatnonzero(best >= 0.95)]
+    assert not near, near[:5]
+    assert recipe.collected.decontamination.by_reason["near"] > 0
+
+
+def test_sets_made_of_benchmark_questions_are_left_out_whole(
+    recipe: TrainingSet, data_dir: Path
+) -> None:
+    """A set whose prompts mostly contain an MMLU or GSM8K question (reformatted, so
+    neither exact nor near matching finds them all) gives the router no row at all."""
+    evals = shipped.eval_prompts(data_dir)
+    questions = [normalise_prompt(p.split("\nA.")[0]) for p in evals["mmlu"]]  # stem only
+    questions += [normalise_prompt(p) for p in evals["gsm8k"]]
+    questions = [q for q in questions if len(q) >= 40]  # short stems match by chance
+    prompts = pl.concat(
+        [
+            table.frame.select("dataset", "prompt").unique()
+            for table in (shipped.load_scores(data_dir), shipped.load_battles(data_dir))
+        ]
+    )
+    normalised = pl.Series([normalise_prompt(p) for p in prompts["prompt"]], dtype=pl.String)
+    share = (
+        prompts.with_columns(contains=normalised.str.contains_any(questions))
+        .group_by("dataset")
+        .agg(pl.col("contains").mean())
+    )
+    benchmark_sets = share.filter(pl.col("contains") >= 0.5)["dataset"].to_list()
+    assert "routerdc-7model/mmlu_test" in benchmark_sets  # 0 of its rows match exactly
+    left = recipe.battles.frame.filter(pl.col("dataset").is_in(benchmark_sets))
+    assert left.is_empty(), left.group_by("dataset").len()
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def test_gold_slice_is_seeded_and_labelled_for_the_pair(
@@ -54,8 +109,10 @@ def test_source_weights_scale_and_zero_drops(recipe: TrainingSet, data_dir: Path
     assert judge.height and judge["weight"].max() <= 0.5
     no_judge = training_set(data_dir, collected=recipe.collected)  # judge off by default
     assert "judge" not in no_judge.battles.frame["source"].cast(pl.String).unique().to_list()
-    with pytest.raises(ValueError, match="unknown label sources"):
+    with pytest.raises(InvalidParameterError, match="unknown label sources"):
         training_set(data_dir, source_weights={"crowd": 1.0})
+    with pytest.raises(InvalidParameterError, match="MMLU has only 14042 questions"):
+        training_set(data_dir, collected=recipe.collected, mmlu_gold_slice=20_000)
 
 
 def test_labels_pit_strong_tiers_against_weak_tiers(recipe: TrainingSet) -> None:

@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backends", default="static,minilm,api")
     args = parser.parse_args(argv)
+    where = machine()  # now: the load average before this run adds its own
 
     pool = real_prompts()
     rng = random.Random(args.seed)
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
 
     command = shlex.join(["python", "benchmarks/embed.py", *(argv or sys.argv[1:])])
     print(f"Command: `{command}`  ")
-    print(f"Machine: {machine()}  ")
+    print(f"Machine: {where}  ")
     print(f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; seed {args.seed}; ")
     print(
         f"prompts: {len(pool):,} distinct real prompts (MMLU, AlpacaEval, Arena-Hard, GSM8K); "

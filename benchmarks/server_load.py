@@ -6,8 +6,9 @@ upstream and through the server, in one run, at each level of concurrency.
         [--routing auto,inline,thread] [--seed 0]
 
 Three processes: the fake OpenAI upstream (``prefroute.testing``,
-a fixed ``--delay`` before each answer), ``prefroute serve`` with an MF router
-(``--router DIR``, else one trained here on the shipped recipe, ~1 min), and
+a fixed ``--delay`` before each answer), ``prefroute serve`` with a router
+(``--router DIR`` of any kind, else an MF router trained here on the shipped
+recipe, ~1 min), and
 this load generator: ``--concurrency`` clients on keep-alive connections send
 ``--requests`` chat completions, ``--stream-share`` of them streaming, with
 real Chatbot Arena prompts routed at the calibrated 50% share. The generator
@@ -305,7 +306,9 @@ def start_server(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--router", type=Path, help="MF artifact (default: train one, ~1 min)")
+    parser.add_argument(
+        "--router", type=Path, help="artifact to serve (default: train MF here, ~1 min)"
+    )
     parser.add_argument("--requests", type=int, default=10_000, help="per row")
     parser.add_argument("--concurrency", default="64", help="comma-separated client counts")
     parser.add_argument("--delay", type=float, default=0.05, help="upstream delay, s")
@@ -318,6 +321,7 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     modes = args.routing.split(",")
     command = "python benchmarks/server_load.py " + shlex.join(sys.argv[1:])
+    where = machine()  # now: the load average before this run adds its own
 
     from prefroute.data.location import data_dir
     from prefroute.data.model_names import DEFAULT_STRONG
@@ -331,11 +335,12 @@ def main() -> None:
         from prefroute.training import train_router
 
         router = train_router("mf", tmp / "router-mf", random_state=args.seed)
-    print(f"machine: {machine()}", file=sys.stderr)
+    print(f"machine: {where}", file=sys.stderr)
+    routed_model = f"router-{json.loads((router / 'router.json').read_text())['kind']}@50%"
 
     total = args.warmup + args.requests
     direct_bodies = bodies_for(prompts, DEFAULT_STRONG, total, args.stream_share, args.seed)
-    routed_bodies = bodies_for(prompts, "router-mf@50%", total, args.stream_share, args.seed)
+    routed_bodies = bodies_for(prompts, routed_model, total, args.stream_share, args.seed)
     procs: list[subprocess.Popen] = []
     results: list[Result] = []
     try:
@@ -391,12 +396,12 @@ def main() -> None:
                 proc.wait(timeout=30)
 
     print(f"Command: `{command}`  ")
-    print(f"Machine: {machine()}  ")
+    print(f"Machine: {where}  ")
     print(
         f"Load: {args.requests:,} requests per row after {args.warmup} warm-up, "
         f"{args.concurrency} concurrent keep-alive clients, {args.stream_share:.0%} "
         f"streaming, upstream delay {args.delay * 1000:.0f} ms, real Arena prompts at "
-        f"router-mf@50%; seed {args.seed}; server and upstream are separate processes "
+        f"{routed_model}; seed {args.seed}; server and upstream are separate processes "
         "on the same machine.\n"
     )
     print(table(results))

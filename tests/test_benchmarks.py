@@ -1,0 +1,90 @@
+"""Each ``benchmarks/`` script runs end to end on tiny arguments and prints its table.
+
+Smoke runs only: the numbers are not checked (speed is the scripts' business,
+never a test's), but a script that no longer runs, or prints no table, fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str, timeout: float = 120) -> str:
+    """The script's stdout; the whole of stderr in the message when it fails."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def table_rows(out: str, header: str) -> list[list[str]]:
+    """The cells of each row of the markdown table whose header starts with ``header``."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    assert re.fullmatch(r"\|(-*:?\|)+", lines[start + 1].replace("---", "-")), lines[start + 1]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def started_with_load_average(out: str) -> None:
+    assert re.search(r"load average at start \d+\.\d, \d+\.\d, \d+\.\d", out), out[:500]
+
+
+@pytest.fixture(scope="module")
+def routing_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """routing.py on the random kind; its artifact is kept for the server benchmark."""
+    out_dir = tmp_path_factory.mktemp("routing")
+    args = ["--kinds", "random", "--n-single", "5", "--n-batch", "20", "--out-dir", str(out_dir)]
+    return run("routing.py", *args), out_dir / "random"
+
+
+def test_embed_benchmark_prints_its_table() -> None:
+    out = run("embed.py", "--latency-n", "5", "--throughput-n", "20", "--backends", "static")
+    rows = table_rows(out, "| backend |")
+    assert [row[0] for row in rows] == ["static", "static + cache, cold", "static + cache, warm"]
+    started_with_load_average(out)
+
+
+def test_routing_benchmark_prints_its_table(routing_run: tuple[str, Path]) -> None:
+    out, _ = routing_run
+    rows = table_rows(out, "| kind |")
+    assert [row[0] for row in rows] == ["random"]
+    started_with_load_average(out)
+
+
+def test_server_load_benchmark_prints_its_table(routing_run: tuple[str, Path]) -> None:
+    _, artifact = routing_run
+    args = ["--router", str(artifact), "--requests", "30", "--warmup", "5"]
+    out = run("server_load.py", *args, "--concurrency", "2", "--routing", "auto")
+    rows = table_rows(out, "| clients |")
+    assert [row[1] for row in rows] == [
+        "direct to upstream",
+        "through prefroute serve (routing auto)",
+    ]
+    assert all(row[2] == "30" and row[8] == "0" and row[9] == "0" for row in rows)  # no errors
+    assert "router-random@50%" in out
+    started_with_load_average(out)
+
+
+def test_paper_table_benchmark_prints_its_table(tmp_path: Path) -> None:
+    args = ["--kinds", "random", "--breakdown", "", "--mmlu-sample", "100"]
+    out = run("paper_table.py", *args, "--out-dir", str(tmp_path))
+    rows = table_rows(out, "| router |")
+    assert [row[0] for row in rows[:3]] == ["random", "random", "oracle"]
+    assert any(row[0] == "paper: mf" for row in rows)
+    started_with_load_average(out)

@@ -479,7 +479,8 @@ def quickstart(
         "hi, how are you?",
         "Prove that there are infinitely many primes p with p = 3 (mod 4).",
     ]
-    threshold = router.threshold_for_share(0.5)
+    threshold = router.threshold_for_share(0.3)  # the share the hints below use
+    console.print(f"routing at {threshold:.4f}, the threshold for 30% strong calls:")
     for prompt, score in zip(examples, router.strong_win_rate(examples).tolist(), strict=True):
         model = router.strong_model if score >= threshold else router.weak_model
         console.print(f"{score:.3f} -> {model}: {prompt}", highlight=False)

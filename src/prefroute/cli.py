@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from prefroute.routers.base import Router
 
-MULTI_VALUE_OPTIONS = ("--battles",)
+MULTI_VALUE_OPTIONS = ("--battles", "--prices")
 """Options that take several values after one flag (``--battles a.jsonl b.jsonl``)."""
 DEBUG_ENV = "PREFROUTE_DEBUG"
 UNREACHABLE_GAP = 0.01
@@ -610,7 +610,11 @@ def label_command(
     ] = None,
     prices: Annotated[
         list[Path] | None,
-        typer.Option("--prices", help="TOML price file(s) ($ per 1M tokens).", exists=True),
+        typer.Option(
+            "--prices",
+            help="TOML price file(s) ($ per 1M tokens); several after one flag.",
+            exists=True,
+        ),
     ] = None,
     store: Annotated[
         Path | None, typer.Option(help="Call store (SQLite) [<out>.calls.sqlite].")

@@ -67,8 +67,8 @@ def test_sets_made_of_benchmark_questions_are_left_out_whole(
     questions = [q for q in questions if len(q) >= 40]  # short stems match by chance
     prompts = pl.concat(
         [
-            table.frame.select("dataset", "prompt").unique()
-            for table in (shipped.load_scores(data_dir), shipped.load_battles(data_dir))
+            report.table.frame.select("dataset", "prompt").unique()
+            for report in (shipped.load_scores(data_dir), shipped.load_battles(data_dir))
         ]
     )
     normalised = pl.Series([normalise_prompt(p) for p in prompts["prompt"]], dtype=pl.String)

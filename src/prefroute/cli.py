@@ -536,7 +536,15 @@ def serve(
     api_key: Annotated[
         list[str] | None,
         typer.Option(
-            "--api-key", help="Key clients must send (repeatable; else $PREFROUTE_API_KEYS)."
+            "--api-key",
+            help="Key clients must send (repeatable). Visible in `ps`: prefer --api-key-file "
+            "or $PREFROUTE_API_KEYS.",
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File with the keys clients may send, one per line.", exists=True, dir_okay=False
         ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on [127.0.0.1].")] = None,
@@ -554,6 +562,7 @@ def serve(
         "strong": upstream_flags(strong_model, strong_base_url, upstream_key_env),
         "weak": upstream_flags(weak_model, weak_base_url, upstream_key_env),
         "api_keys": api_key,
+        "api_key_file": str(api_key_file) if api_key_file else None,
         "host": host,
         "port": port,
         "workers": workers,

@@ -5,9 +5,15 @@ scores the prompt here (no prefroute server to run), then calls the chosen
 upstream through the official ``openai`` package, so the return value is
 exactly what ``openai`` returns (a ``ChatCompletion`` or a stream of chunks)
 with ``model`` set to the model that answered. The ``openai`` package retries
-connect errors, timeouts and 5xx (``retries`` times); if the chosen model
-still fails, the other one is tried (``fallback``). ``client.route(model,
-messages)`` shows the decision without calling anything.
+connect errors, timeouts, 429 and 5xx (``retries`` times); if the chosen
+model still fails, or refuses its key (401/403), the other one is tried
+(``fallback``). The server's circuit breaker works here too: a model that
+keeps failing, or answered 429 with ``Retry-After``, is skipped for a while
+in favour of the other. Timeouts are the ``openai`` package's: per attempt,
+``connect_timeout`` and ``first_byte_timeout`` as its read timeout, which
+there also bounds each gap between stream chunks; the package has no
+per-request deadline. ``client.route(model, messages)`` shows the decision
+without calling anything.
 
 Settings are the server's (``prefroute.serve.config.RoutingSettings``): a TOML
 file and/or keyword arguments, e.g.::
@@ -26,11 +32,19 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
+from prefroute.serve.breaker import Breaker
 from prefroute.serve.config import ROLES, Role, RoutingSettings, UpstreamSettings, load_settings
 from prefroute.serve.routing import Decision, RouterSet
 
-RETRYABLE = (openai.APIConnectionError, openai.InternalServerError)
-"""Failures worth the other model: no connection, a timeout (a subclass), a 5xx."""
+RETRYABLE = (
+    openai.APIConnectionError,
+    openai.InternalServerError,
+    openai.RateLimitError,
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+)
+"""Failures worth the other model: no connection, a timeout (a subclass), a 5xx, a 429,
+and a key the upstream refused (the client's configuration, not the caller's request)."""
 
 
 class _Base:
@@ -53,6 +67,12 @@ class _Base:
                 overrides[role] = dict(given)
         self.settings = load_settings(config, overrides, cls=RoutingSettings)
         self.routers = RouterSet.load(self.settings)
+        self.breakers = {
+            role: Breaker(
+                failures=self.settings.breaker_failures, cooldown=self.settings.breaker_cooldown
+            )
+            for role in ROLES
+        }
 
     def route(self, model: str, messages: Iterable[Mapping[str, Any]]) -> Decision:
         """Where ``create`` would send this request, and the score and threshold why.
@@ -65,13 +85,29 @@ class _Base:
     def _plan(self, decision: Decision) -> list[Role]:
         return [decision.role, decision.other] if self.settings.fallback else [decision.role]
 
+    def _skip(self, role: Role, last: bool) -> bool:
+        """Whether to pass over ``role``: its circuit is open and another model remains."""
+        return not last and not self.breakers[role].allow()
+
+    def _failed(self, role: Role, exc: Exception) -> None:
+        breaker = self.breakers[role]
+        if isinstance(exc, openai.RateLimitError):
+            after = exc.response.headers.get("retry-after")
+            breaker.hold(float(after) if after and after.replace(".", "", 1).isdigit() else 0.0)
+        else:
+            breaker.failed()
+
     def _openai_args(self, upstream: UpstreamSettings) -> dict[str, Any]:
         key = upstream.api_key()
         headers = {k: v for k, v in upstream.headers().items() if k != "authorization"}
         return {
             "base_url": upstream.base_url,
             "api_key": key or "-",  # the SDK insists on one; keyless local servers ignore it
-            "timeout": upstream.timeout,
+            "timeout": openai.Timeout(
+                upstream.chunk_timeout,
+                connect=upstream.connect_timeout,
+                read=upstream.first_byte_timeout,
+            ),
             "max_retries": self.settings.retries,
             "default_headers": headers or None,
             "default_query": upstream.query or None,
@@ -121,20 +157,28 @@ class _Completions:
         self, *, model: str, messages: Iterable[ChatCompletionMessageParam], **kwargs: Any
     ) -> Any:
         """As ``openai.OpenAI().chat.completions.create``; ``model`` names a router."""
+        client = self._client
         messages = list(messages)
-        decision = self._client.route(model, messages)
-        *first, last = self._client._plan(decision)
-
-        def call(role: Role) -> Any:
-            upstream = self._client.upstreams[role].chat.completions
-            return upstream.create(model=decision.models[role], messages=messages, **kwargs)
-
-        for role in first:
+        decision = client.route(model, messages)
+        roles = client._plan(decision)
+        for n, role in enumerate(roles):
+            last = n == len(roles) - 1
+            if client._skip(role, last):
+                continue
+            upstream = client.upstreams[role].chat.completions
             try:
-                return call(role)
-            except RETRYABLE:
-                pass
-        return call(last)
+                answer = upstream.create(model=decision.models[role], messages=messages, **kwargs)
+            except RETRYABLE as exc:
+                client._failed(role, exc)
+                if last:
+                    raise
+                continue
+            except BaseException:
+                client.breakers[role].abandoned()
+                raise
+            client.breakers[role].succeeded()
+            return answer
+        raise AssertionError("unreachable: the last model is always called")
 
 
 class _AsyncCompletions:
@@ -145,17 +189,27 @@ class _AsyncCompletions:
         self, *, model: str, messages: Iterable[ChatCompletionMessageParam], **kwargs: Any
     ) -> Any:
         """As ``openai.AsyncOpenAI().chat.completions.create``; ``model`` names a router."""
+        client = self._client
         messages = list(messages)
-        decision = self._client.route(model, messages)
-        *first, last = self._client._plan(decision)
-
-        async def call(role: Role) -> Any:
-            upstream = self._client.upstreams[role].chat.completions
-            return await upstream.create(model=decision.models[role], messages=messages, **kwargs)
-
-        for role in first:
+        decision = client.route(model, messages)
+        roles = client._plan(decision)
+        for n, role in enumerate(roles):
+            last = n == len(roles) - 1
+            if client._skip(role, last):
+                continue
+            upstream = client.upstreams[role].chat.completions
             try:
-                return await call(role)
-            except RETRYABLE:
-                pass
-        return await call(last)
+                answer = await upstream.create(
+                    model=decision.models[role], messages=messages, **kwargs
+                )
+            except RETRYABLE as exc:
+                client._failed(role, exc)
+                if last:
+                    raise
+                continue
+            except BaseException:
+                client.breakers[role].abandoned()
+                raise
+            client.breakers[role].succeeded()
+            return answer
+        raise AssertionError("unreachable: the last model is always called")

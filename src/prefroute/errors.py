@@ -20,13 +20,16 @@
     ├── CostLimitError (RuntimeError)   a call would take a label run past --max-cost
     └── ServeError                      one HTTP request failed; carries OpenAI's error body
         ├── InvalidRequestError (ValueError)       400: bad body or model name, names the field
+        ├── RequestTimeoutError (TimeoutError)     408: the client sent its body too slowly
         ├── RequestTooLargeError (ValueError)      413: body over the size limit
         ├── AuthenticationError (PermissionError)  401: missing or unknown API key
-        ├── OverloadedError (RuntimeError)         503: every slot and queue place taken
+        ├── OverloadedError (RuntimeError)         503: every slot and queue place taken,
+        │                                               or the server is shutting down
         └── UpstreamError (ConnectionError)        502: upstreams failed after retries, fallback
             ├── UpstreamTimeoutError (TimeoutError)  504: ... and the last attempt timed out
-            └── UpstreamRefusedError      an upstream answered 4xx (key, model, parameter):
-                                          retrying cannot help, so a label run stops
+            ├── UpstreamRefusedError      an upstream answered 4xx (key, model, parameter):
+            │                             retrying cannot help, so a label run stops
+            └── UpstreamRateLimitError               429: every model is rate-limited
 
 Callers catch ``PrefrouteError``; the leaf says what failed. Each leaf also
 subclasses a builtin so ``except ValueError`` keeps working.
@@ -170,6 +173,9 @@ class ServeError(PrefrouteError):
 
     status = 500
     type = "server_error"
+    closes = False
+    """Whether the answer ends the connection (``Connection: close``): an unread body or a
+    client too slow to be worth keeping."""
 
     def __init__(
         self,
@@ -178,11 +184,14 @@ class ServeError(PrefrouteError):
         param: str | None = None,
         code: str | None = None,
         status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
+        self.retry_after = retry_after
+        """Seconds after which a retry may succeed, sent as ``Retry-After``."""
         if status is not None:  # e.g. 404 or 405 for a request the routes do not take
             self.status = status
 
@@ -199,11 +208,20 @@ class InvalidRequestError(ServeError, ValueError):
     type = "invalid_request_error"
 
 
+class RequestTimeoutError(ServeError, TimeoutError):
+    """The client stopped sending its request body for longer than the server waits."""
+
+    status = 408
+    type = "invalid_request_error"
+    closes = True
+
+
 class RequestTooLargeError(ServeError, ValueError):
-    """The body is over the server's size limit."""
+    """The body is over the server's size limit; the rest of it is not read."""
 
     status = 413
     type = "invalid_request_error"
+    closes = True
 
 
 class AuthenticationError(ServeError, PermissionError):
@@ -214,10 +232,14 @@ class AuthenticationError(ServeError, PermissionError):
 
 
 class OverloadedError(ServeError, RuntimeError):
-    """Every concurrency slot and queue place is taken; the client should retry shortly."""
+    """Every concurrency slot and queue place is taken, or the server is stopping; the
+    client should retry shortly (``Retry-After``)."""
 
     status = 503
     type = "server_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code, retry_after=1)
 
 
 class UpstreamError(ServeError, ConnectionError):
@@ -237,3 +259,12 @@ class UpstreamRefusedError(UpstreamError):
     """The upstream answered with a 4xx other than 429: a wrong key, model name or
     parameter. Every further call would be refused the same way, so ``prefroute label``
     stops instead of retrying."""
+
+
+class UpstreamRateLimitError(UpstreamError):
+    """Every model that could answer is rate-limited (429) for now; ``Retry-After`` says when
+    the first of them may take requests again. The limit is the server's upstream quota, not
+    the client's, but backing off is what helps."""
+
+    status = 429
+    type = "rate_limit_error"

@@ -6,6 +6,11 @@ completion, or ``data: {chunk}`` events then ``data: [DONE]``), echoing the
 requested model, and each model can be told to be slow, to fail with a
 status (always or the first N times), or to drop the connection mid-stream.
 Run it alone with ``python -m prefroute.testing --port 9000 --delay 0.05``.
+
+``FaultUpstream`` is a second fake that shares no code with the server's
+stack: HTTP/1.1 on raw asyncio streams and the stdlib ``json``, so a fault it
+injects (a hang, a 429, a dropped stream, a 200 that is not JSON) reaches the
+server exactly as written, not as Starlette or aiohttp would shape it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import re
 import threading
 import time
 import warnings
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -383,6 +389,222 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     error = {"message": message, "type": "fake", "param": None, "code": None}
     return Response(orjson.dumps({"error": error}), status, headers=headers,
                     media_type="application/json")  # fmt: skip
+
+
+FAULTS = (
+    "ok", "slow", "hang", "status", "close", "drop", "stall", "malformed", "wrong_type", "empty",
+    "negative_usage",
+)  # fmt: skip
+"""What ``FaultUpstream`` can do to a request (``refused`` is a port nobody listens on)."""
+
+
+@dataclass
+class Fault:
+    """One model's misbehaviour in ``FaultUpstream``.
+
+    ``kind``: ``ok``; ``slow`` (answer after ``delay`` s); ``hang`` (read the
+    request, never answer); ``status`` (answer ``status``, with ``retry_after``
+    as the header when set); ``close`` (close the connection without a word);
+    ``drop`` (break off mid-answer); ``stall`` (a stream that sends its first
+    event, then nothing); ``malformed`` (a 200 whose JSON or SSE is cut);
+    ``wrong_type`` (a 200 HTML page); ``empty`` (a 200 with no body); or
+    ``negative_usage`` (a good answer whose ``usage`` counts are negative).
+    ``times``: misbehave for the first N requests only, then answer.
+    """
+
+    kind: str = "ok"
+    status: int = 500
+    delay: float = 0.0
+    retry_after: str | None = None
+    times: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULTS:
+            raise ValueError(f"unknown fault {self.kind!r}; expected one of {FAULTS}")
+
+
+class FaultUpstream:
+    """An OpenAI-compatible upstream on raw asyncio streams, misbehaving per model.
+
+    ``with FaultUpstream() as up:`` serves on a free port of 127.0.0.1 in a
+    background thread; ``up.url`` is its base URL (``.../v1``). Set
+    ``up.faults[model] = Fault(...)``; other models answer normally.
+    ``requests`` keeps each request body's raw bytes, ``calls`` counts them per
+    model and ``abandoned`` counts requests whose caller hung up before the
+    answer was complete.
+    """
+
+    def __init__(self) -> None:
+        self.faults: dict[str, Fault] = {}
+        self.requests: deque[bytes] = deque(maxlen=1000)
+        self.calls: Counter[str] = Counter()
+        self.abandoned = 0
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._released = asyncio.Event()
+        self._thread: threading.Thread | None = None
+
+    def reset(self) -> None:
+        """Forget the faults and the record; break off every hung call."""
+        self.faults.clear()
+        self.release()
+        self.requests.clear()
+        self.calls.clear()
+        self.abandoned = 0
+
+    def release(self) -> None:
+        """Close the connection of every call that hangs or stalls now."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release_all)
+
+    def _release_all(self) -> None:
+        self._released.set()
+        self._released = asyncio.Event()
+
+    def __enter__(self) -> FaultUpstream:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(ready),), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the fault upstream did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    async def _serve(self, ready: threading.Event) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        ready.set()
+        async with server:
+            await self._stop.wait()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await self._exchange(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """One request and its (mis)answer; False when the connection is to be closed."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])
+        }
+        raw = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.requests.append(raw)
+        body = json.loads(raw)
+        model = str(body.get("model"))
+        self.calls[model] += 1
+        fault = self.faults.get(model, Fault())
+        kind = fault.kind
+        if fault.times is not None and self.calls[model] > fault.times:
+            kind = "ok"
+        stream = body.get("stream") is True
+        if kind == "slow":
+            await asyncio.sleep(fault.delay)
+        elif kind == "hang":
+            await self._until_closed(reader)
+            return False
+        elif kind == "close":
+            return False
+        elif kind == "status":
+            error = {"error": {"message": f"fault {fault.status}", "type": "fault", "param": None,
+                               "code": None}}  # fmt: skip
+            extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
+            await _respond(writer, fault.status, "application/json", json.dumps(error), extra)
+            return True
+        answer = _answer(body, model)
+        if kind == "negative_usage":
+            answer["usage"] = {"prompt_tokens": -5, "completion_tokens": -1, "total_tokens": -6}
+        if kind == "wrong_type":
+            await _respond(writer, 200, "text/html", "<html><body>Please log in</body></html>")
+        elif kind == "empty":
+            await _respond(writer, 200, "text/event-stream" if stream else "application/json", "")
+        elif not stream:
+            text = json.dumps(answer)
+            if kind == "malformed":
+                await _respond(writer, 200, "application/json", text[: len(text) // 2])
+            elif kind == "drop":
+                writer.write(_head(200, "application/json", len(text.encode())))
+                writer.write(text.encode()[: len(text) // 2])
+                await writer.drain()
+                return False
+            else:
+                await _respond(writer, 200, "application/json", text)
+        else:
+            events = [b"data: %s\n\n" % json.dumps(c).encode() for c in _chunks(answer, body)]
+            events.append(b"data: [DONE]\n\n")
+            if kind == "malformed":
+                events = [b'data: {"id": "chatcmpl-cut", "choices": [\n\n']
+            writer.write(_head(200, "text/event-stream", None))
+            for n, event in enumerate(events):
+                if kind == "drop" and n == 2 or kind == "stall" and n == 1:
+                    await writer.drain()
+                    if kind == "stall":
+                        await self._until_closed(reader)
+                    return False
+                writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        return headers.get("connection", "").lower() != "close"
+
+    async def _until_closed(self, reader: asyncio.StreamReader) -> None:
+        """Answer nothing until the caller gives up (then count it), ``release`` or the end."""
+        assert self._stop is not None
+        gone = asyncio.ensure_future(reader.read())
+        ends = [asyncio.ensure_future(e.wait()) for e in (self._stop, self._released)]
+        await asyncio.wait({gone, *ends}, return_when=asyncio.FIRST_COMPLETED)
+        if gone.done():
+            self.abandoned += 1
+        for task in (gone, *ends):
+            task.cancel()
+
+
+def _head(
+    status: int, content_type: str, length: int | None, extra: dict[str, str] | None = None
+) -> bytes:
+    framing = f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
+    lines = [f"HTTP/1.1 {status} Fault", f"content-type: {content_type}", framing]
+    lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _respond(
+    writer: asyncio.StreamWriter,
+    status: int,
+    content_type: str,
+    text: str,
+    extra: dict[str, str] | None = None,
+) -> None:
+    data = text.encode()
+    writer.write(_head(status, content_type, len(data), extra) + data)
+    await writer.drain()
+
+
+def _chunks(answer: dict[str, Any], body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The answer as stream chunks: role, the words, the finish, then usage if asked for."""
+    base = {k: answer[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    words = str(answer["choices"][0]["message"]["content"]).split(" ")
+    deltas = [{"role": "assistant", "content": ""}] + [
+        {"content": w if not i else f" {w}"} for i, w in enumerate(words)
+    ]
+    for delta in deltas:
+        yield {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        yield {**base, "choices": [], "usage": answer["usage"]}
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ runner = CliRunner()
 
 def test_bad_settings_are_one_line_and_exit_1(tmp_path: Path, random_dir: Path) -> None:
     config = tmp_path / "prefroute.toml"
-    config.write_text("[strong]\ntimeout = -1\n")
+    config.write_text("[strong]\nfirst_byte_timeout = -1\n")
     result = runner.invoke(app, ["serve", str(random_dir), "--config", str(config)])
     assert result.exit_code == 1
-    assert "strong.timeout" in result.stderr and "Traceback" not in result.output
+    assert "strong.first_byte_timeout" in result.stderr and "Traceback" not in result.output
     result = runner.invoke(app, ["serve", str(random_dir), "--workers", "0"])
     assert result.exit_code == 1 and "command line: workers" in result.stderr
     twin = shutil.copytree(random_dir, tmp_path / "twin")

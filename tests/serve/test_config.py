@@ -38,7 +38,10 @@ def test_file_then_flags(tmp_path: Path, random_dir: Path) -> None:
     ("text", "message"),
     [
         ("port = -1\n", r"prefroute.toml: port: .*greater than or equal to 0 \(got -1\)"),
-        ("[strong]\ntimeout = 0\n", r"prefroute.toml: strong.timeout: .*greater than 0"),
+        (
+            "[strong]\nfirst_byte_timeout = 0\n",
+            r"prefroute.toml: strong.first_byte_timeout: .*greater than 0",
+        ),
         ("[weak]\nbase_ur = 'x'\n", r"prefroute.toml: weak.base_ur: Extra inputs"),
         ("[weak]\nbase_url = 'localhost:11434'\n", r"weak.base_url: .*http:// or https://"),
         ('turns = "middle"\n', r"turns: Input should be 'first', 'last' or 'all'"),
@@ -57,12 +60,12 @@ def test_file_mistakes_name_the_file_and_field(
 def test_flag_mistakes_say_command_line_and_all_problems_show(
     tmp_path: Path, random_dir: Path
 ) -> None:
-    config = write(tmp_path / "prefroute.toml", "[strong]\ntimeout = -5\n")
+    config = write(tmp_path / "prefroute.toml", "[strong]\nchunk_timeout = -5\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(config, {"routers": [str(random_dir)], "port": 70000})
     lines = str(caught.value).splitlines()
     assert len(lines) == 2
-    assert f"{config}: strong.timeout: Input should be greater than 0 (got -5)" in lines
+    assert f"{config}: strong.chunk_timeout: Input should be greater than 0 (got -5)" in lines
     assert any(line.startswith("command line: port: ") and "70000" in line for line in lines)
 
 

@@ -104,7 +104,9 @@ class Caller:
                 URL(f"{upstream.base_url}/chat/completions").update_query(upstream.query),
                 {"content-type": "application/json", **upstream.headers()},
                 aiohttp.ClientTimeout(
-                    total=None, sock_connect=upstream.connect_timeout, sock_read=upstream.timeout
+                    total=None,
+                    sock_connect=upstream.connect_timeout,
+                    sock_read=upstream.chunk_timeout,
                 ),
                 lane,
             )

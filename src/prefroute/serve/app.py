@@ -9,12 +9,18 @@ chosen and why; one log line per request says the same (no prompt text
 unless ``log_prompts``). ``GET /v1/models``, ``/health`` and ``/metrics``
 (Prometheus) complete it.
 
+A request is admitted from its head, before its body is read; its client
+leaving cancels it at any stage; every error is an OpenAI-style body on a
+connection that stays usable (or says ``Connection: close``).
+
 Everything a request needs lives on ``app.state`` (set up in the lifespan),
 so several apps, e.g. in tests, never share state.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -22,15 +28,19 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.types import Receive
 
 from prefroute import __version__
 from prefroute.conversation import conversation_text
@@ -38,16 +48,20 @@ from prefroute.errors import (
     AuthenticationError,
     InvalidRequestError,
     OverloadedError,
+    RequestTimeoutError,
     RequestTooLargeError,
     ServeError,
 )
 from prefroute.serve.config import SETTINGS_ENV, ServeSettings
-from prefroute.serve.limits import Limiter
-from prefroute.serve.metrics import Metrics, StreamUsage, error_kind, usage_of
+from prefroute.serve.limits import Admission
+from prefroute.serve.metrics import Metrics, StreamUsage, error_kind
 from prefroute.serve.routing import RouterSet
 from prefroute.serve.schema import openapi_body, parse_chat_request
-from prefroute.serve.stream import ProxyStream
+from prefroute.serve.stream import Lifeline, ProxyStream
 from prefroute.serve.upstream import Reply, Upstreams
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("prefroute.serve")
 
@@ -85,6 +99,7 @@ class Trace:
     fell_back: bool = False
     status: int = 0
     outcome: str = "ok"
+    upstream_error: str = "-"
     cost: float | None = None
     prompt: str | None = None
 
@@ -95,15 +110,16 @@ class Trace:
             f"router={self.router} role={self.role} model={self.model}",
             f"score={_num(self.score)} threshold={_num(self.threshold)}",
             f"stream={str(self.stream).lower()} attempts={self.attempts}",
-            f"fallback={str(self.fell_back).lower()} cost_usd={_num(self.cost, 8)} ms={ms:.1f}",
+            f"fallback={str(self.fell_back).lower()} upstream_error={self.upstream_error}",
+            f"cost_usd={_num(self.cost, 8)} ms={ms:.1f}",
         ]
         if self.prompt is not None:
-            parts.append(f"prompt={self.prompt[:200]!r}")
+            parts.append(f"prompt={self.prompt!r}")
         return " ".join(parts)
 
 
 class Gateway:
-    """The per-app state: routers, upstreams, limits, metrics, accepted key digests."""
+    """The per-app state: routers, upstreams, admission, metrics, accepted key digests."""
 
     def __init__(
         self, settings: ServeSettings, routers: RouterSet, upstreams: Upstreams, metrics: Metrics
@@ -112,7 +128,12 @@ class Gateway:
         self.routers = routers
         self.upstreams = upstreams
         self.metrics = metrics
-        self.limiter = Limiter(settings.max_concurrency, settings.max_queue, settings.queue_timeout)
+        self.admission = Admission(
+            2 * settings.max_concurrency,  # a full set of upstream slots per model
+            settings.max_body_memory,
+            settings.max_queue,
+            settings.queue_timeout,
+        )
         self.key_digests = [_digest(k) for k in settings.accepted_keys()]
         self.created = int(time.time())
         routers.warm_up()
@@ -123,6 +144,11 @@ class Gateway:
         if trace.outcome != "ok":
             self.metrics.error(trace.outcome)
         log.info(trace.line())
+
+    def leave(self, size: int) -> None:
+        """A request is over: its admission slot and body bytes are free."""
+        self.admission.leave(size)
+        self.metrics.in_flight.dec()
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
@@ -138,10 +164,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         routers = RouterSet.load(settings)
-        async with Upstreams.make_client(settings.max_concurrency) as client:
-            app.state.gateway = Gateway(
-                settings, routers, Upstreams(settings, client, metrics), metrics
-            )
+        async with Upstreams(settings, metrics, settings.max_concurrency) as upstreams:
+            app.state.gateway = Gateway(settings, routers, upstreams, metrics)
             log.info(
                 "serving routers %s; strong=%s weak=%s; routing in the %s",
                 ", ".join(routers.kinds),
@@ -153,11 +177,16 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             )
             yield
 
-    app = FastAPI(title="prefroute", version=__version__, lifespan=lifespan)
+    # the docs are routes of their own below, behind the API keys when keys are set
+    app = FastAPI(
+        title="prefroute", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )  # fmt: skip
+    app.state.settings = settings
     app.include_router(api)
     app.add_exception_handler(ServeError, _serve_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(RequestValidationError, _http_error)
     return app
 
 
@@ -181,21 +210,66 @@ async def authorize(request: Request) -> None:
         raise AuthenticationError("invalid API key", code="invalid_api_key")
 
 
-api = APIRouter()
+class _GuardedRoute(APIRoute):
+    """A route whose bugs are answered here, as a 500 in OpenAI's shape.
+
+    Not with an ``Exception`` handler: FastAPI gives that one to Starlette's
+    ServerErrorMiddleware, which answers and then re-raises, so uvicorn logs a
+    second traceback and drops the keep-alive connection without saying so.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (ServeError, HTTPException, RequestValidationError):
+                raise
+            except Exception as exc:
+                return await _unexpected(request, exc)
+
+        return guarded
+
+
+api = APIRouter(route_class=_GuardedRoute)
 protected = [Depends(authorize)]
 
 
 @api.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Liveness and what is served; open without a key, for load balancers."""
+    """Liveness and what is served; open without a key, for load balancers.
+
+    ``degraded`` while an upstream's circuit is open (requests still get answers,
+    from the other model); the status code stays 200 either way, since another
+    replica behind the same upstreams would fare no better.
+    """
     gw = gateway(request)
-    limiter = gw.limiter
+    upstreams = gw.upstreams.health()
+    degraded = any(u["circuit"] != "closed" for u in upstreams.values())
     return {
-        "status": "ok",
+        "status": "degraded" if degraded else "ok",
         "routers": gw.routers.kinds,
-        "in_flight": limiter.in_use,
-        "queued": limiter.waiting,
+        "in_flight": gw.admission.in_use,
+        "queued": gw.admission.waiting,
+        "body_bytes": gw.admission.body_bytes,
+        "upstreams": upstreams,
     }
+
+
+@api.get("/openapi.json", include_in_schema=False, dependencies=protected)
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@api.get("/docs", include_in_schema=False, dependencies=protected)
+async def docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="prefroute")
+
+
+@api.get("/redoc", include_in_schema=False, dependencies=protected)
+async def redoc() -> HTMLResponse:
+    return get_redoc_html(openapi_url="/openapi.json", title="prefroute")
 
 
 @api.get("/metrics", dependencies=protected)
@@ -218,18 +292,61 @@ async def models(request: Request) -> dict[str, Any]:
 
 @api.post("/v1/chat/completions", openapi_extra=openapi_body())
 async def chat_completions(request: Request) -> Response:
-    """Route the chat request and relay the chosen upstream's answer."""
+    """Admit, read, route, and relay the chosen upstream's answer.
+
+    Admission is decided from the head (key, declared size) before a byte of
+    the body is read; from then on the request holds an admission slot and its
+    body's bytes until its answer is complete, however it ends.
+    """
     gw = gateway(request)
     trace = Trace(_request_id(request))
     request.state.trace = trace
     # called, not declared as a dependency: FastAPI's dependency solving took ~5%
     # of the server's CPU per request, and this is the endpoint under load
     await authorize(request)
-    body = parse_chat_request(await _read_body(request, gw.settings.max_body_bytes))
-    trace.stream = body.get("stream") is True
-    selection = gw.routers.select(body["model"])
+    limit = gw.settings.max_body_bytes
+    size = _declared_size(request, limit)
+    await gw.admission.admit(size)
+    gw.metrics.in_flight.inc()
+    lifeline: Lifeline | None = None
+    try:
+        raw = await _read_body(request.receive, limit, gw.settings.client_timeout)
+        if len(raw) != size:
+            gw.admission.shrink(size, len(raw))
+            size = len(raw)
+        lifeline = Lifeline(request.receive)
+        response = await _answer(gw, trace, raw, lifeline, size)
+    except asyncio.CancelledError:
+        if lifeline is None or not lifeline.gone:
+            # the server's shutdown grace period is over: say so rather than vanish
+            error = OverloadedError(
+                "the server is shutting down; retry the request", code="server_shutting_down"
+            )
+            gw.leave(size)
+            return _error_response(request, error, close=True)
+        lifeline.absorb()
+        lifeline.close()
+        trace.status, trace.outcome = 499, "client_disconnect"  # nginx's code for it
+        gw.finish(trace)
+        gw.leave(size)
+        return Response(status_code=499)
+    except BaseException:
+        if lifeline is not None:
+            lifeline.close()
+        gw.leave(size)
+        raise
+    return response
+
+
+async def _answer(
+    gw: Gateway, trace: Trace, raw: bytearray, lifeline: Lifeline, size: int
+) -> Response:
+    """Parse, route and call the upstream; the admission is left when the answer is done."""
+    body = parse_chat_request(raw)
+    trace.stream = body.data.get("stream") is True
+    selection = gw.routers.select(body.data["model"])
     start = time.perf_counter()
-    text = conversation_text(body["messages"], selection.turns) or ""  # no user text: ""
+    text = conversation_text(body.data["messages"], selection.turns) or ""  # no user text
     if _inline(gw.settings.routing, text):
         decision = selection.decide_text(text)
     else:
@@ -238,32 +355,36 @@ async def chat_completions(request: Request) -> Response:
     gw.metrics.routed.labels(decision.kind, decision.role).inc()
     trace.router, trace.score, trace.threshold = decision.kind, decision.score, decision.threshold
     if gw.settings.log_prompts:
-        trace.prompt = text
+        trace.prompt = text[:200]
+    del text
+    body = dataclasses.replace(body, data={})  # only the raw bytes travel on
 
-    await gw.limiter.acquire()
-    gw.metrics.in_flight.inc()
-    try:
-        reply = await gw.upstreams.open(decision, body, trace.request_id, stream=trace.stream)
-    except BaseException:
-        _release(gw)
-        raise
+    reply = await gw.upstreams.open(decision, body, trace.request_id, stream=trace.stream)
     trace.role, trace.model = reply.role, reply.model
     trace.attempts, trace.fell_back = reply.attempts, reply.fell_back
     trace.status = reply.status
+    if reply.failures:
+        trace.upstream_error = reply.failures[-1].kind
     headers = _headers(reply, decision.score, decision.threshold, trace.request_id)
 
     if reply.content is None:
+        lifeline.armed = False  # the stream re-arms it while it relays
 
         async def close(outcome: str, usage: StreamUsage) -> None:
-            _release(gw)
+            reply.finish(outcome)
+            gw.leave(size)
             trace.outcome = outcome
+            if outcome == "client_disconnect":
+                trace.status = 499
             trace.cost = gw.metrics.usage(reply.role, reply.model, usage.usage)
             gw.finish(trace)
 
-        return ProxyStream(reply.response, headers, close)
-    _release(gw)
+        return ProxyStream(reply.response, reply.head, headers, lifeline, close)
+    lifeline.close()
+    gw.leave(size)
     if reply.ok:
-        trace.cost = gw.metrics.usage(reply.role, reply.model, usage_of(reply.content))
+        headers["content-type"] = "application/json"  # checked to be a JSON completion
+        trace.cost = gw.metrics.usage(reply.role, reply.model, reply.usage)
     else:
         trace.outcome = "upstream_client_error"
     gw.finish(trace)
@@ -283,11 +404,6 @@ def _inline(mode: str, text: str) -> bool:
     return mode == "inline"
 
 
-def _release(gw: Gateway) -> None:
-    gw.limiter.release()
-    gw.metrics.in_flight.dec()
-
-
 def _headers(reply: Reply, score: float, threshold: float, request_id: str) -> dict[str, str]:
     """The upstream's headers (minus hop-by-hop ones) and prefroute's own."""
     headers = {k: v for k, v in reply.response.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -304,22 +420,42 @@ def _headers(reply: Reply, score: float, threshold: float, request_id: str) -> d
     return headers
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    too_large = RequestTooLargeError(
+def _too_large(limit: int) -> RequestTooLargeError:
+    return RequestTooLargeError(
         f"the request body is larger than the server's limit of {limit:,} bytes",
         code="request_too_large",
     )
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+
+def _declared_size(request: Request, limit: int) -> int:
+    """The bytes to admit the body for: its ``Content-Length``, else the limit (413 if over)."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return limit
+    if int(declared) > limit:
+        raise _too_large(limit)
+    return int(declared)
+
+
+async def _read_body(receive: Receive, limit: int, timeout: float) -> bytearray:
+    """The body, into one buffer; 413 past ``limit`` bytes, 408 after ``timeout`` s of
+    silence between its parts, and a cancelled request if the client leaves."""
+    body = bytearray()
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"the request body stopped arriving for {timeout:g} s", code="request_timeout"
+            ) from None
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            return body
 
 
 def _request_id(request: Request) -> str:
@@ -336,15 +472,21 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
-def _error_response(request: Request, exc: ServeError) -> JSONResponse:
-    """Every error as OpenAI sends it; the request's trace (if any) is counted and logged."""
+def _error_response(request: Request, exc: ServeError, *, close: bool = False) -> JSONResponse:
+    """Every error as OpenAI sends it; the request's trace (if any) is counted and logged.
+
+    The connection stays open for the next request unless the error says otherwise
+    (``Connection: close``): a body left unread, a client too slow, a bug.
+    """
     trace = getattr(request.state, "trace", None) or Trace(_request_id(request))
     trace.status, trace.outcome = exc.status, error_kind(exc)
     if hasattr(request.app.state, "gateway"):
         gateway(request).finish(trace)
     headers = {"x-request-id": trace.request_id}
-    if isinstance(exc, OverloadedError):
-        headers["retry-after"] = "1"
+    if exc.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(exc.retry_after)))
+    if close or exc.closes:
+        headers["connection"] = "close"
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
@@ -354,30 +496,64 @@ async def _serve_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    """404 and 405 in OpenAI's error shape too, so every client parses one format."""
-    assert isinstance(exc, HTTPException)
-    message = f"{request.method} {request.url.path}: {exc.detail}"
-    return _error_response(request, InvalidRequestError(message, status=exc.status_code))
+    """404, 405 and FastAPI's own 422 in OpenAI's error shape too, so every client parses
+    one format."""
+    if isinstance(exc, HTTPException):
+        status, detail = exc.status_code, exc.detail
+    else:
+        status, detail = 422, "invalid request"
+    message = f"{request.method} {request.url.path}: {detail}"
+    return _error_response(request, InvalidRequestError(message, status=status))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    """A bug, not a client mistake: logged with its traceback, answered in OpenAI's shape."""
+    """A bug, not a client mistake: logged once with its traceback, answered in OpenAI's
+    shape, and the connection closed (the request may be half read)."""
     log.exception("unexpected error", exc_info=exc)
     error = ServeError("internal server error; see the server log", code="internal_error")
-    return _error_response(request, error)
+    return _error_response(request, error, close=True)
+
+
+def uvicorn_config(app: Any, settings: ServeSettings, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for serving ``app``: prefroute's HTTP protocol (with the head
+    deadline, ``client_timeout``) and the shutdown grace period; ``options`` on top."""
+    import uvicorn
+
+    from prefroute.serve.protocol import Protocol
+
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,  # prefroute's own line per request says more
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+        "http": Protocol,
+        **options,
+    }
+    config = uvicorn.Config(app, **options)
+    config.client_timeout = settings.client_timeout  # type: ignore[attr-defined]
+    return config
 
 
 def run(settings: ServeSettings) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout`` s to finish.
+
+    The port is bound and listening before the routers load, so a client that
+    connects while the server starts waits in the kernel's queue and is
+    answered once the routers are ready, instead of being refused. With
+    ``workers`` > 1 the parent process holds the port, and SIGHUP to it
+    restarts the workers one by one, each new one loading its routers before
+    the old one stops: a restart with no moment without a listener.
 
     NOTE: with ``workers`` > 1 each process counts its own ``/metrics`` and
     ``/health``, and ``max_concurrency`` applies per process.
     """
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.supervisors import Multiprocess
 
     for upstream in (settings.strong, settings.weak):
         upstream.api_key()  # a missing key is one clear line, before starting
+    settings.accepted_keys()  # and so is an unreadable key file
 
     log_config = {
         **LOGGING_CONFIG,
@@ -386,16 +562,23 @@ def run(settings: ServeSettings) -> None:
             "prefroute": {"handlers": ["default"], "level": "INFO", "propagate": False},
         },
     }
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "access_log": False,  # prefroute's own line per request says more
-        "log_config": log_config,
-        "timeout_graceful_shutdown": settings.shutdown_timeout,
-    }
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return
-    # Worker processes import the app by name, so the settings travel in the environment.
-    os.environ[SETTINGS_ENV] = settings.to_env()
-    uvicorn.run(f"{__name__}:create_app", factory=True, workers=settings.workers, **options)
+        config = uvicorn_config(create_app(settings), settings, log_config=log_config)
+    else:
+        # Worker processes import the app by name, so the settings travel in the environment.
+        os.environ[SETTINGS_ENV] = settings.to_env()
+        config = uvicorn_config(
+            f"{__name__}:create_app", settings, log_config=log_config, factory=True,
+            workers=settings.workers,
+        )  # fmt: skip
+    sock = config.bind_socket()
+    sock.listen(config.backlog)
+    try:
+        if settings.workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()

@@ -39,6 +39,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from prefroute.conversation import Turns
@@ -58,6 +59,16 @@ class UpstreamSettings(BaseModel):
     ``base_url`` is the part before ``/chat/completions`` (OpenAI, vLLM, Ollama's
     ``/v1``, LiteLLM, Together, or an Azure deployment URL with ``query =
     {"api-version" = "..."}`` and ``auth_header = "api-key"``).
+
+    Timeouts, per attempt: ``connect_timeout`` to open a connection,
+    ``first_byte_timeout`` from sending the request to the response headers
+    (for a stream, to its first event), ``chunk_timeout`` between the chunks
+    of a body after that. A stream's first token usually comes in about a
+    second, so six seconds of silence means a hung upstream, worth leaving for
+    the other model while the client still waits. NOTE: a non-streaming
+    answer arrives all at once, so for it ``first_byte_timeout`` bounds the
+    whole generation: raise it on an upstream whose non-streaming answers take
+    longer, or stream.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -67,8 +78,9 @@ class UpstreamSettings(BaseModel):
     api_key_env: str | None = Field(default=None, min_length=1)
     auth_header: str = Field(default="authorization", min_length=1)
     query: dict[str, str] = {}
-    timeout: PositiveFloat = 60.0
-    connect_timeout: PositiveFloat = 5.0
+    connect_timeout: PositiveFloat = 3.0
+    first_byte_timeout: PositiveFloat = 6.0
+    chunk_timeout: PositiveFloat = 30.0
     input_cost: NonNegativeFloat = 0.0
     output_cost: NonNegativeFloat = 0.0
 
@@ -107,8 +119,16 @@ class RoutingSettings(BaseModel):
     ``turns`` picks the routing text from the conversation: ``first`` user
     message (what the shipped artifacts are trained on), ``last`` or ``all``;
     unset, it follows the artifact's own policy. ``retries`` counts extra
-    attempts per upstream on connect errors, timeouts and 5xx, ``backoff``
-    seconds doubling between them; then ``fallback`` tries the other model.
+    attempts per upstream on connect errors and 5xx, ``backoff`` seconds
+    doubling between them; a timeout, a 429 or a refused upstream key is not
+    retried on the same model. Then ``fallback`` tries the other model. Every
+    attempt of one request, retries and fallback included, fits in
+    ``deadline`` seconds (for a stream: until its first event).
+
+    The circuit breaker: ``breaker_failures`` failed attempts in a row (0: no
+    breaker) open an upstream's circuit, and its requests go straight to the
+    other model for ``breaker_cooldown`` seconds; then one request probes it,
+    and its success closes the circuit again.
     ``judge`` is for ``prefroute label``, which reads the same file; the server never calls it.
     """
 
@@ -122,6 +142,9 @@ class RoutingSettings(BaseModel):
     fallback: bool = True
     retries: NonNegativeInt = 2
     backoff: NonNegativeFloat = 0.25
+    deadline: PositiveFloat = 30.0
+    breaker_failures: NonNegativeInt = 5
+    breaker_cooldown: PositiveFloat = 10.0
 
     @field_validator("routers")
     @classmethod
@@ -150,9 +173,16 @@ class RoutingSettings(BaseModel):
 class ServeSettings(RoutingSettings):
     """The server's own knobs on top of routing.
 
-    ``max_concurrency`` upstream calls run at once and ``max_queue`` more wait
-    up to ``queue_timeout`` s; beyond that a 503 tells clients to back off
-    rather than letting latency grow without bound. ``routing``: ``inline``
+    Admission comes before any work: a request is admitted (or queued) from
+    its headers alone, before its body is read. At most ``max_concurrency``
+    calls run at once on each upstream, so a hung model fills its own slots
+    only; a request whose model has no free slot goes to the other one. The
+    server admits twice that (a full set per upstream) and at most
+    ``max_body_memory`` bytes of request bodies; ``max_queue`` more wait up to
+    ``queue_timeout`` s, then a 503 tells clients to back off rather than
+    letting latency and memory grow without bound. A client gets
+    ``client_timeout`` s to send its request head, and again between the
+    parts of its body. ``routing``: ``inline``
     scores prompts on the event loop, ``thread`` in the threadpool, ``auto``
     inline unless the prompt is long. Inline gave the lower added p50 at every
     load (benchmarks/server_load.py), the threadpool the lower p99 under load:
@@ -165,14 +195,27 @@ class ServeSettings(RoutingSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     api_keys: list[SecretStr] = []
+    api_key_file: Path | None = None
     max_concurrency: PositiveInt = 256
     max_queue: NonNegativeInt = 1024
     queue_timeout: PositiveFloat = 10.0
     max_body_bytes: PositiveInt = 16 * 2**20
+    max_body_memory: PositiveInt = 128 * 2**20
+    client_timeout: PositiveFloat = 10.0
     routing: Literal["auto", "inline", "thread"] = "auto"
     log_prompts: bool = False
     shutdown_timeout: PositiveInt = 30
     workers: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _a_largest_body_fits(self) -> ServeSettings:
+        if self.max_body_memory < self.max_body_bytes:
+            raise ValueError(
+                f"max_body_memory ({self.max_body_memory:,}) is smaller than max_body_bytes "
+                f"({self.max_body_bytes:,}), so a body of the largest allowed size could never "
+                "be admitted"
+            )
+        return self
 
     def to_env(self) -> str:
         """These settings as JSON for worker processes (``from_env`` reads them back).
@@ -192,9 +235,21 @@ class ServeSettings(RoutingSettings):
         return load_settings(os.environ.get("PREFROUTE_CONFIG"))
 
     def accepted_keys(self) -> list[str]:
-        """Accepted bearer keys: from flags or the file, else ``$PREFROUTE_API_KEYS``."""
-        if self.api_keys:
-            return [k.get_secret_value() for k in self.api_keys]
+        """Accepted bearer keys: ``api_keys`` and the lines of ``api_key_file``, else
+        ``$PREFROUTE_API_KEYS``. A file or the variable keeps keys out of ``ps``."""
+        keys = [k.get_secret_value() for k in self.api_keys]
+        if self.api_key_file is not None:
+            try:
+                text = self.api_key_file.read_text("utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"api_key_file: cannot read {self.api_key_file} ({exc.strerror})"
+                ) from None
+            keys += [line.strip() for line in text.splitlines() if line.strip()]
+            if not keys:
+                raise ConfigError(f"api_key_file: {self.api_key_file} holds no key")
+        if keys:
+            return keys
         return [k.strip() for k in os.environ.get(API_KEYS_ENV, "").split(",") if k.strip()]
 
 
@@ -209,8 +264,8 @@ def load_settings(
 ) -> S:
     """Read the TOML file (if any), lay ``overrides`` (flags) over it, validate.
 
-    Router paths in the file are relative to the file, as users write them
-    next to it. Every problem is reported at once, each with its source.
+    Router paths and ``api_key_file`` in the file are relative to the file, as users
+    write them next to it. Every problem is reported at once, each with its source.
     """
     data: dict[str, Any] = {}
     where = "settings"
@@ -225,6 +280,8 @@ def load_settings(
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         if isinstance(data.get("routers"), list):
             data["routers"] = [path.parent / str(r) for r in data["routers"]]
+        if isinstance(data.get("api_key_file"), str):
+            data["api_key_file"] = path.parent / data["api_key_file"]
     overrides = overrides or {}
     merged = _merge(data, overrides)
     try:

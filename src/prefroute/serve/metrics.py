@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from prefroute.serve.config import Role, UpstreamSettings
+from prefroute.serve.breaker import STATES, State
+from prefroute.serve.config import ROLES, Role, UpstreamSettings
 
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 """Routing takes well under a millisecond for mf; the default buckets start at 5 ms."""
@@ -66,8 +67,32 @@ class Metrics:
             "prefroute_cost_dollars", "Cost at the configured prices.", ["model"], registry=r
         )
         self.in_flight = Gauge(
-            "prefroute_in_flight_requests", "Requests holding a concurrency slot.", registry=r
+            "prefroute_in_flight_requests", "Requests admitted (reading, routing, calling).",
+            registry=r,
+        )  # fmt: skip
+        self.upstream_in_flight = Gauge(
+            "prefroute_upstream_in_flight", "Calls in flight per upstream.", ["role"], registry=r
         )
+        self.upstream_failures = Counter(
+            "prefroute_upstream_failures",
+            "Failed or skipped upstream attempts by kind (timeout, connect, http_5xx, "
+            "rate_limited, auth, broken, malformed, circuit_open, at_capacity).",
+            ["role", "kind"],
+            registry=r,
+        )
+        self.circuit = Gauge(
+            "prefroute_upstream_circuit",
+            "1 for the circuit-breaker state each upstream is in (closed, open, half_open).",
+            ["role", "state"],
+            registry=r,
+        )
+        for role in ROLES:
+            self.circuit_state(role, "closed")
+            self.upstream_in_flight.labels(role)
+
+    def circuit_state(self, role: Role, state: State) -> None:
+        for each in STATES:
+            self.circuit.labels(role, each).set(1.0 if each == state else 0.0)
 
     def error(self, kind: str) -> None:
         self.errors.labels(kind).inc()
@@ -77,8 +102,8 @@ class Metrics:
         if not usage:
             return None
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if not isinstance(prompt, int) or not isinstance(completion, int):
-            return None
+        if not (_count(prompt) and _count(completion)):
+            return None  # an upstream's odd usage must not cost the client its answer
         prices = self.upstreams[role]
         cost = (prompt * prices.input_cost + completion * prices.output_cost) / 1e6
         self.tokens.labels(model, "input").inc(prompt)
@@ -88,6 +113,11 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _count(value: Any) -> TypeGuard[int]:
+    """A token count the counters can take: a non-negative int (not a bool)."""
+    return type(value) is int and value >= 0
 
 
 def error_kind(exc: BaseException) -> str:

@@ -26,7 +26,8 @@ from prefroute.routers.base import Router
 from prefroute.serve.config import Role, RoutingSettings
 
 NAME = re.compile(r"router-(?P<kind>[a-z0-9_]+)(?:-(?P<threshold>.+)|@(?P<share>.+)%)", re.S)
-NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+"""ASCII digits only: ``float`` also reads ``٠.٥`` (Arabic-Indic digits) as 0.5."""
 EXAMPLES = (
     "router-<kind>-<threshold> (e.g. router-mf-0.1159) or router-<kind>@<share>% "
     "(e.g. router-mf@30%)"

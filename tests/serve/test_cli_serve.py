@@ -3,9 +3,11 @@ OpenAI SDK, logs without secrets and finishes in-flight requests on SIGTERM."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -93,6 +95,62 @@ def test_a_served_process_answers_and_drains_on_sigterm(
         log = server.communicate()[1]
     assert "status=200" in log and "router=random" in log and "Finished server process" in log
     assert "sk-cli-secret" not in log and "private question" not in log
+
+
+SLOW_LOAD = (
+    "import os, time\n"
+    "import prefroute.serve.routing as routing\n"
+    "load = routing.RouterSet.load.__func__\n"
+    "def slow(cls, settings):\n"
+    "    while not os.path.exists(os.environ['TEST_LOAD_GATE']):\n"
+    "        time.sleep(0.01)\n"
+    "    return load(cls, settings)\n"
+    "routing.RouterSet.load = classmethod(slow)\n"
+    "from prefroute.cli import app; app()\n"
+)
+
+
+def test_the_port_accepts_while_the_routers_load_and_keys_come_from_a_file(
+    random_dir: Path, fake: FakeUpstream, tmp_path: Path
+) -> None:
+    """Connections made during start-up wait and are answered, not refused; the key is
+    in a file, so it never shows in ``ps``."""
+    port, gate = free_port(), tmp_path / "gate"
+    (tmp_path / "keys").write_text("sk-from-file\n")
+    url = fake.url  # type: ignore[attr-defined]
+    command = [
+        sys.executable, "-c", SLOW_LOAD, "serve", str(random_dir), "--strong-base-url", url,
+        "--weak-base-url", url, "--port", str(port), "--api-key-file", str(tmp_path / "keys"),
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "TEST_LOAD_GATE": str(gate)}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the routers cannot load until the gate exists
+            assert server.poll() is None and time.monotonic() < deadline, "never listened"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-from-file", max_retries=0
+        )
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                client.chat.completions.create, model="router-random-0",
+                messages=[{"role": "user", "content": "hi"}],
+            )  # fmt: skip
+            gate.touch()
+            assert pending.result(timeout=60).model == STRONG
+        assert "sk-from-file" not in " ".join(command)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate()
 
 
 def test_workers_share_the_port_with_the_parents_settings(

@@ -81,6 +81,28 @@ def test_a_failing_model_falls_back_unless_told_not_to(
     assert fake.calls.get(WEAK) is None
 
 
+@pytest.mark.parametrize("status", [429, 401, 403])
+def test_a_rate_limited_or_refused_model_falls_back(
+    fake: FakeUpstream, random_dir: Path, status: int
+) -> None:
+    client = prefroute.Client([random_dir], retries=0, **upstreams(fake))
+    fake.behaviours[STRONG] = Behaviour(status=status)
+    assert client.chat.completions.create(model="router-random-0", messages=HELLO).model == WEAK
+
+
+def test_the_breaker_skips_a_failing_model(fake: FakeUpstream, random_dir: Path) -> None:
+    client = prefroute.Client(
+        [random_dir], retries=0, breaker_failures=2, breaker_cooldown=60, **upstreams(fake)
+    )
+    fake.behaviours[STRONG] = Behaviour(status=503)
+    for _ in range(4):
+        assert client.chat.completions.create(model="router-random-0", messages=HELLO).model == (
+            WEAK
+        )
+    assert fake.calls == {STRONG: 2, WEAK: 4}  # the circuit opened after two failures
+    assert client.breakers["strong"].state == "open"
+
+
 def test_upstream_keys_come_from_the_named_environment_variable(
     fake: FakeUpstream, random_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -105,6 +105,20 @@ def test_upstream_keys_come_from_named_variables_and_are_checked(
     assert RoutingSettings.model_validate({"routers": [random_dir]}).strong.headers() == {}
 
 
+def test_keys_from_a_file_and_a_body_budget_that_fits_the_largest_body(
+    tmp_path: Path, random_dir: Path
+) -> None:
+    keys = write(tmp_path / "keys.txt", "sk-one\n\n  sk-two  \n")
+    config = write(tmp_path / "prefroute.toml", 'api_key_file = "keys.txt"\n')
+    settings = load_settings(config, {"routers": [str(random_dir)]})
+    assert settings.api_key_file == keys and settings.accepted_keys() == ["sk-one", "sk-two"]
+    missing = load_settings(None, {"routers": [str(random_dir)], "api_key_file": "nope.txt"})
+    with pytest.raises(ConfigError, match="api_key_file: cannot read nope.txt"):
+        missing.accepted_keys()
+    with pytest.raises(ConfigError, match="max_body_memory .* smaller than max_body_bytes"):
+        load_settings(None, {"routers": [str(random_dir)], "max_body_memory": 10})
+
+
 def test_server_keys_flags_over_file_over_environment(
     random_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,6 +44,8 @@ def test_threshold_and_share_names(routers: RouterSet, random_dir: Path) -> None
         ("router-random-1_0", "invalid_threshold"),
         ("router-random--0.1", "invalid_threshold"),
         ("router-random-inf", "invalid_threshold"),
+        ("router-random-\u0660.\u0665", "invalid_threshold"),  # Arabic-Indic ٠.٥, not 0.5
+        ("router-random@\u0663\u0660%", "invalid_share"),
         ("router-random@-5%", "invalid_share"),
         ("router-random@101%", "invalid_share"),
         ("router-random@30", "model_not_found"),  # no %

@@ -24,7 +24,7 @@ file and/or keyword arguments, e.g.::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -82,20 +82,24 @@ class _Base:
         """
         return self.routers.select(model).decide(list(messages))
 
-    def _plan(self, decision: Decision) -> list[Role]:
-        return [decision.role, decision.other] if self.settings.fallback else [decision.role]
+    def _plan(self, decision: Decision) -> Iterator[Role]:
+        """The models to call in turn; one whose circuit is open is passed over unless it
+        is the last, which is always called (its error is the one to raise)."""
+        roles = [decision.role, decision.other] if self.settings.fallback else [decision.role]
+        for n, role in enumerate(roles):
+            if n == len(roles) - 1 or self.breakers[role].allow():
+                yield role
 
-    def _skip(self, role: Role, last: bool) -> bool:
-        """Whether to pass over ``role``: its circuit is open and another model remains."""
-        return not last and not self.breakers[role].allow()
-
-    def _failed(self, role: Role, exc: Exception) -> None:
+    def _failed(self, role: Role, exc: Exception, decision: Decision) -> None:
+        """Tell the breaker; re-raise when no model is left to try."""
         breaker = self.breakers[role]
         if isinstance(exc, openai.RateLimitError):
             after = exc.response.headers.get("retry-after")
             breaker.hold(float(after) if after and after.replace(".", "", 1).isdigit() else 0.0)
         else:
             breaker.failed()
+        if role == decision.other or not self.settings.fallback:
+            raise exc
 
     def _openai_args(self, upstream: UpstreamSettings) -> dict[str, Any]:
         key = upstream.api_key()
@@ -160,18 +164,12 @@ class _Completions:
         client = self._client
         messages = list(messages)
         decision = client.route(model, messages)
-        roles = client._plan(decision)
-        for n, role in enumerate(roles):
-            last = n == len(roles) - 1
-            if client._skip(role, last):
-                continue
+        for role in client._plan(decision):
             upstream = client.upstreams[role].chat.completions
             try:
                 answer = upstream.create(model=decision.models[role], messages=messages, **kwargs)
             except RETRYABLE as exc:
-                client._failed(role, exc)
-                if last:
-                    raise
+                client._failed(role, exc, decision)
                 continue
             except BaseException:
                 client.breakers[role].abandoned()
@@ -192,20 +190,14 @@ class _AsyncCompletions:
         client = self._client
         messages = list(messages)
         decision = client.route(model, messages)
-        roles = client._plan(decision)
-        for n, role in enumerate(roles):
-            last = n == len(roles) - 1
-            if client._skip(role, last):
-                continue
+        for role in client._plan(decision):
             upstream = client.upstreams[role].chat.completions
             try:
                 answer = await upstream.create(
                     model=decision.models[role], messages=messages, **kwargs
                 )
             except RETRYABLE as exc:
-                client._failed(role, exc)
-                if last:
-                    raise
+                client._failed(role, exc, decision)
                 continue
             except BaseException:
                 client.breakers[role].abandoned()

@@ -2,7 +2,9 @@
 
 ``app.create_app(settings)`` builds it; the modules, one concept each: ``config``
 (settings), ``schema`` (what is read of a request), ``routing`` (model names and
-routing text), ``upstream`` (calls, retries, fallback), ``stream`` (SSE relay),
-``limits`` and ``metrics``. The fake upstream for tests, benchmarks and demos is
-``prefroute.testing``.
+routing text), ``upstream`` (calls, timeouts, retries, fallback), ``breaker``
+(a circuit per upstream), ``stream`` (the client's disconnects, the SSE relay),
+``limits`` (admission, per-upstream slots), ``protocol`` (uvicorn's HTTP with a
+deadline for request heads) and ``metrics``. The fake upstreams for tests,
+benchmarks and demos are in ``prefroute.testing``.
 """

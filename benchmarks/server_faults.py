@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import re
@@ -130,7 +131,7 @@ async def send(client: httpx.AsyncClient, url: str, payload: dict) -> tuple[floa
 
 
 async def measure(name: str, url: str, prompts: list[str]) -> Row:
-    ask = iter(prompts)
+    ask = itertools.cycle(prompts)
     async with httpx.AsyncClient(timeout=120) as client:
 
         async def give_up() -> None:

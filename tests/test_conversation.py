@@ -218,7 +218,7 @@ def test_training_and_serving_see_the_same_text(
     router = RandomRouter().fit(Battles.empty())
     for name, messages in conversations.items():
         request = parse_chat_request(orjson.dumps({"model": "router-x-0", "messages": messages}))
-        served_text = conversation_text(request["messages"], turns)
+        served_text = conversation_text(request.data["messages"], turns)
         assert served_text == trained.get(name), name
         expected = router.strong_win_rate([trained.get(name, "")])[0]  # no user text routes on ""
         assert _served_score(servers[turns], messages) == f"{expected:.6g}", name

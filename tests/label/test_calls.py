@@ -24,7 +24,7 @@ def complete_all(
     url: str, bodies: list[dict[str, Any]], **limits: Any
 ) -> tuple[list[Reply | BaseException], Caller]:
     async def main() -> tuple[list[Reply | BaseException], Caller]:
-        upstream = UpstreamSettings(base_url=url, timeout=limits.pop("timeout", 5.0))
+        upstream = UpstreamSettings(base_url=url, chunk_timeout=limits.pop("timeout", 5.0))
         async with Caller.make_session(8) as session:
             caller = Caller({"strong": upstream}, session, **{"concurrency": 4, **limits})
             results = await asyncio.gather(

@@ -216,7 +216,7 @@ def main() -> None:
             )
             server, url = start_server(router, strong_url, upstream.url, tmp / f"serve-{n}.log")
             try:
-                rows.append(asyncio.run(measure(name, url, prompts[n * 200 : (n + 1) * 200])))
+                rows.append(asyncio.run(measure(name, url, prompts[n * 100 :] + prompts)))
             finally:
                 upstream.release()
                 server.terminate()

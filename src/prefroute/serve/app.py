@@ -534,6 +534,29 @@ def uvicorn_config(app: Any, settings: ServeSettings, **options: Any) -> uvicorn
     return config
 
 
+def _return_large_buffers() -> None:
+    """Have glibc's malloc give every buffer of 1 MiB or more back to the OS when freed.
+
+    By default glibc raises its mmap threshold to the size of the largest block
+    freed (up to 32 MiB), so after a few large request bodies their memory is
+    carved from the heap and stays with the process: 16 bodies of 15 MB left
+    the server 500 MB larger. A fixed threshold keeps big bodies in their own
+    mappings, returned when the request ends. No-op off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3  # glibc's <malloc.h>
+    mallopt(m_mmap_threshold, 1 << 20)
+
+
 def run(settings: ServeSettings) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout`` s to finish.
 
@@ -554,6 +577,7 @@ def run(settings: ServeSettings) -> None:
     for upstream in (settings.strong, settings.weak):
         upstream.api_key()  # a missing key is one clear line, before starting
     settings.accepted_keys()  # and so is an unreadable key file
+    _return_large_buffers()
 
     log_config = {
         **LOGGING_CONFIG,

@@ -10,7 +10,7 @@ model still fails, or refuses its key (401/403), the other one is tried
 (``fallback``). The server's circuit breaker works here too: a model that
 keeps failing, or answered 429 with ``Retry-After``, is skipped for a while
 in favour of the other. Timeouts are the ``openai`` package's: per attempt,
-``connect_timeout`` and ``first_byte_timeout`` as its read timeout, which
+``connect_timeout`` and ``answer_timeout`` as its read timeout, which
 there also bounds each gap between stream chunks; the package has no
 per-request deadline. ``client.route(model, messages)`` shows the decision
 without calling anything.
@@ -110,7 +110,7 @@ class _Base:
             "timeout": openai.Timeout(
                 upstream.chunk_timeout,
                 connect=upstream.connect_timeout,
-                read=upstream.first_byte_timeout,
+                read=upstream.answer_timeout,
             ),
             "max_retries": self.settings.retries,
             "default_headers": headers or None,

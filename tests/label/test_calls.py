@@ -65,7 +65,11 @@ def test_concurrency_and_rpm_hold_per_upstream_server(fake: FakeLabelUpstream) -
     fake.reset(LabelScript())
     complete_all(fake.url, bodies[:5], concurrency=5, rpm=600)  # one start per 0.1 s
     starts = sorted(fake.arrivals[request_key(b)][0][0] for b in bodies[:5])
-    assert all(later - earlier >= 0.09 for earlier, later in pairwise(starts))
+    # Arrivals, not sends, are seen here: a loaded machine delays one arrival by some
+    # milliseconds, so the bounds leave room for that and still fail without pacing
+    # (five unpaced calls arrive within a few ms of each other).
+    assert all(later - earlier >= 0.05 for earlier, later in pairwise(starts))
+    assert starts[-1] - starts[0] >= 0.3
 
 
 def test_an_unreachable_upstream_fails_after_its_retries() -> None:

@@ -66,7 +66,12 @@ def settings_for(
     """Server settings pointing both models at the fake, with quick timeouts and retries,
     and no circuit breaker (its state would carry from one test to the next)."""
     url = fake.url  # type: ignore[union-attr]
-    quick = {"base_url": url, "first_byte_timeout": 1.0, "chunk_timeout": 2.0}
+    quick = {
+        "base_url": url,
+        "first_byte_timeout": 1.0,
+        "answer_timeout": 1.0,
+        "chunk_timeout": 2.0,
+    }
     base: dict[str, Any] = {
         "routers": [str(r) for r in routers],
         "strong": quick,

@@ -316,7 +316,7 @@ def test_without_fallback_failures_are_502_and_timeouts_504(
 ) -> None:
     url = start_server(
         [random_dir], fallback=False, retries=0, breaker_failures=0,
-        strong={"first_byte_timeout": 0.2}, weak={"first_byte_timeout": 0.2},
+        strong={"answer_timeout": 0.2}, weak={"answer_timeout": 0.2},
     )  # fmt: skip
     fake.behaviours[STRONG] = Behaviour(status=500)
     response = post(url, {"model": TO_STRONG, "messages": HELLO})

@@ -80,6 +80,10 @@ def health(url: str) -> dict[str, Any]:
     return httpx.get(f"{url}/health").json()
 
 
+PATIENT = {"first_byte_timeout": 30, "answer_timeout": 30}
+"""An upstream the server waits on long enough for a test to hang it on purpose."""
+
+
 # ------------------------------------------------- 1: hung upstream, breaker, slots
 
 
@@ -119,7 +123,10 @@ def test_weak_routed_requests_are_served_while_the_strong_model_holds_its_slots(
     serve: Callable[..., str], faulty: FaultUpstream
 ) -> None:
     url = serve(
-        max_concurrency=2, max_queue=0, breaker_failures=0, strong={"first_byte_timeout": 30}
+        max_concurrency=2,
+        max_queue=0,
+        breaker_failures=0,
+        strong=PATIENT,
     )
     faulty.faults[STRONG] = Fault("hang")
     with ThreadPoolExecutor(2) as pool:
@@ -138,7 +145,7 @@ def test_weak_routed_requests_are_served_while_the_strong_model_holds_its_slots(
 def test_clients_that_give_up_free_their_slots_and_are_logged_as_disconnects(
     serve: Callable[..., str], faulty: FaultUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = serve(breaker_failures=0, strong={"first_byte_timeout": 30})
+    url = serve(breaker_failures=0, strong=PATIENT)
     faulty.faults[STRONG] = Fault("hang")
 
     def give_up() -> None:
@@ -379,7 +386,7 @@ def test_a_full_server_answers_before_reading_the_body(
     serve: Callable[..., str], faulty: FaultUpstream
 ) -> None:
     url = serve(max_concurrency=1, max_queue=0, breaker_failures=0,
-                strong={"first_byte_timeout": 30}, weak={"first_byte_timeout": 30})  # fmt: skip
+                strong=PATIENT, weak=PATIENT)  # fmt: skip
     faulty.faults[STRONG] = faulty.faults[WEAK] = Fault("hang")
     port = int(url.rsplit(":", 1)[1])
     with ThreadPoolExecutor(2) as pool:
@@ -399,7 +406,7 @@ def test_bodies_wait_for_room_in_the_body_memory_budget(
     serve: Callable[..., str], faulty: FaultUpstream
 ) -> None:
     url = serve(max_body_bytes=100_000, max_body_memory=150_000, max_queue=0,
-                breaker_failures=0, strong={"first_byte_timeout": 30})  # fmt: skip
+                breaker_failures=0, strong=PATIENT)  # fmt: skip
     faulty.faults[STRONG] = Fault("hang")
     big = {"model": TO_STRONG, "messages": [{"role": "user", "content": "x" * 90_000}]}
     with ThreadPoolExecutor(1) as pool:

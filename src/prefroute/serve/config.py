@@ -60,15 +60,18 @@ class UpstreamSettings(BaseModel):
     ``/v1``, LiteLLM, Together, or an Azure deployment URL with ``query =
     {"api-version" = "..."}`` and ``auth_header = "api-key"``).
 
-    Timeouts, per attempt: ``connect_timeout`` to open a connection,
-    ``first_byte_timeout`` from sending the request to the response headers
-    (for a stream, to its first event), ``chunk_timeout`` between the chunks
-    of a body after that. A stream's first token usually comes in about a
-    second, so six seconds of silence means a hung upstream, worth leaving for
-    the other model while the client still waits. NOTE: a non-streaming
-    answer arrives all at once, so for it ``first_byte_timeout`` bounds the
-    whole generation: raise it on an upstream whose non-streaming answers take
-    longer, or stream.
+    Timeouts, per attempt: ``connect_timeout`` to open a connection;
+    ``first_byte_timeout`` from sending a streaming request to its first event,
+    ``answer_timeout`` from sending a non-streaming request to its response
+    headers; ``chunk_timeout`` between the chunks of a body after that. A
+    stream's first event usually comes in about a second, so six seconds of
+    silence mean a hung upstream, worth leaving for the other model while the
+    client still waits. A non-streaming answer arrives all at once, when it is
+    fully generated, so its wait bounds the whole generation: a minute, since
+    leaving a strong model's long answer for the weak one would silently trade
+    quality (and pay twice) on every long answer, and repeated cut-offs would
+    open the circuit breaker on a healthy model. No HTTP signal tells a slow
+    upstream from a hung one before its headers.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,6 +83,7 @@ class UpstreamSettings(BaseModel):
     query: dict[str, str] = {}
     connect_timeout: PositiveFloat = 3.0
     first_byte_timeout: PositiveFloat = 6.0
+    answer_timeout: PositiveFloat = 60.0
     chunk_timeout: PositiveFloat = 30.0
     input_cost: NonNegativeFloat = 0.0
     output_cost: NonNegativeFloat = 0.0
@@ -142,7 +146,7 @@ class RoutingSettings(BaseModel):
     fallback: bool = True
     retries: NonNegativeInt = 2
     backoff: NonNegativeFloat = 0.25
-    deadline: PositiveFloat = 30.0
+    deadline: PositiveFloat = 90.0
     breaker_failures: NonNegativeInt = 5
     breaker_cooldown: PositiveFloat = 10.0
 

@@ -251,7 +251,8 @@ class Upstreams:
     ) -> Reply:  # fmt: skip
         """One attempt: a usable ``Reply``, or ``_Bad`` saying what was wrong."""
         url, headers, timeout = self._targets[role]
-        first_byte = self.settings.upstream(role).first_byte_timeout
+        upstream = self.settings.upstream(role)
+        first_byte = upstream.first_byte_timeout if stream else upstream.answer_timeout
         wait = min(first_byte, deadline - time.monotonic())
         if wait <= 0:
             raise _Bad("deadline", f"no time left of the {self.settings.deadline:g} s deadline")

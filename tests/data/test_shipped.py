@@ -215,12 +215,27 @@ def test_paper_pair_has_one_name_everywhere(
         ("vicuna-13b:20230322-clean-lang", "vicuna-13b"),
         ("gpt-3.5-turbo:20230327", "gpt-3.5-turbo"),
         ("gpt35", "gpt-3.5-turbo"),
-        ("chatgpt", "gpt-3.5-turbo"),
+        ("chatgpt", "gpt-3.5-turbo-0301"),  # AlpacaEval's chatgpt: identical outputs
         ("gpt4", "gpt-4"),
         ("gpt4_0613", "gpt-4-0613"),
         ("meta/llama-2-70b-chat", "llama-2-70b-chat"),
         ("Llama-2-70b-chat-hf", "llama-2-70b-chat"),
         ("anthropic/claude-2", "claude-v2"),
+        # an undated name that only ever meant one snapshot joins it
+        ("anthropic/claude-3-opus", "claude-3-opus-20240229"),
+        ("claude-3-opus-latest", "claude-3-opus-20240229"),
+        ("anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku-20240307"),
+        ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet-20240620"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("openai/gpt-4o-mini", "gpt-4o-mini"),
+        ("anthropic/claude-3.5-haiku", "claude-3-5-haiku-20241022"),
+        # an undated name that moved between snapshots stays apart from each
+        ("gpt-4o", "gpt-4o"),
+        ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13"),
+        ("gpt-4o-2024-08-06", "gpt-4o-2024-08-06"),
+        ("chatgpt-4o-latest", "chatgpt-4o-latest"),
+        ("claude-3-5-sonnet", "claude-3.5-sonnet"),
+        ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20241022"),
         # different models stay apart
         ("gpt-3.5-turbo-0301", "gpt-3.5-turbo-0301"),
         ("Mixtral-8x7B-v0.1", "mixtral-8x7b-v0.1"),
@@ -253,8 +268,15 @@ def test_judge_preferences(prefs: LoadReport[pl.DataFrame]) -> None:
         "annotator",
         "dataset",
     ]
-    assert table.height == 128_439 - 1_866
-    assert _drops(prefs) == {("alpaca-eval", "model is the baseline"): 1_866}
+    # gpt4_turbo is gpt4_1106_preview and chatgpt is gpt-3.5-turbo-0301 (identical
+    # outputs): each instruction, baseline and annotator keeps one judgement.
+    again = "judged again under another name of the same model (model_aliases.toml)"
+    assert _drops(prefs) == {
+        ("alpaca-eval", "model is the baseline"): 1_866,
+        ("alpaca-eval", again): 804 + 3_219,
+    }
+    assert table.height == 128_439 - 1_866 - 804 - 3_219
+    assert not table.select("prompt_id", "model", "baseline", "annotator").is_duplicated().any()
     assert table["prompt_id"].n_unique() == 805
     assert table["prompt"].null_count() == 0
     assert table["preference"].min() >= 0.0 and table["preference"].max() <= 1.0

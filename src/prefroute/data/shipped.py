@@ -472,6 +472,9 @@ def load_judge_preferences(data_dir: str | Path) -> LoadReport[pl.DataFrame]:
     judgement (null) are dropped, and so are rows whose model is the baseline
     under canonical names (AlpacaEval's ``gpt4_turbo`` is ``gpt4_1106_preview``:
     identical outputs, every judgement 0.5), as they compare a model with itself.
+    Two entries that are one model under canonical names (``chatgpt`` and
+    ``gpt-3.5-turbo-0301``: identical outputs) keep one judgement per
+    instruction, baseline and annotator, not the same judgement twice.
     """
     name = "alpaca-eval"
     drops = _Drops()
@@ -491,6 +494,12 @@ def load_judge_preferences(data_dir: str | Path) -> LoadReport[pl.DataFrame]:
     frame = drops.apply(frame, pl.col("model_win").is_null(), name, "invalid judgement (null)")
     frame = drops.apply(frame, is_blank("instruction"), name, "instruction not found")
     frame = drops.apply(frame, pl.col("model") == pl.col("baseline"), name, "model is the baseline")
+    frame = drops.apply(
+        frame,
+        ~pl.struct("prompt_id", "model", "baseline", "annotator").is_first_distinct(),
+        name,
+        "judged again under another name of the same model (model_aliases.toml)",
+    )
     table = frame.select(
         "prompt_id",
         pl.col("instruction").alias("prompt"),

@@ -96,14 +96,13 @@ def train_router(
 
 
 def describe(data: TrainingSet, console: Console) -> None:
-    """What the fit is about to see: rows, and what decontamination took out."""
-    decontam = data.collected.decontamination
-    removed = sum(decontam.removed.values()) + sum(data.collected.overlap_removed.values())
+    """What the fit is about to see: rows, and what left the data on the way, and why."""
     console.print(
         f"training data: {len(data.battles):,} battles over "
-        f"{data.battles.frame['prompt'].n_unique():,} prompts; removed {removed:,} rows as "
-        f"eval contamination ({decontam.by_reason}); "
+        f"{data.battles.frame['prompt'].n_unique():,} prompts; "
         f"MMLU gold slice: {len(data.gold_slice_ids):,} questions"
     )
+    for line in data.collected.removal_lines():
+        console.print(line, highlight=False, markup=False)
     for report in data.collected.user_files:
         console.print(report.summary())

@@ -2,8 +2,10 @@
 
 The shipped pairwise sets, the user's battle files, golden correctness and
 judge grades (every pair of models on a prompt), and AlpacaEval's judge
-preferences, with the eval benchmarks removed. ``data stats`` summarises this
-table and the training recipe builds on it, so both see the same data.
+preferences, with the eval benchmarks removed and the entries that are not
+models (``model_filters.toml``) dropped. The training recipe builds on this
+table and ``data stats`` summarises the recipe's result, so both see the same
+data. Every row that leaves is counted with its reason.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prefroute.data import shipped
 from prefroute.data.augment import battles_from_preferences, battles_from_scores
 from prefroute.data.decontam import COSINE_THRESHOLD, DecontamResult, decontaminate
 from prefroute.data.location import data_dir as resolve_data_dir
+from prefroute.data.model_names import ModelFilters, model_filters
 from prefroute.data.readers import ReadReport, read_battles
 from prefroute.data.schema import Battles
 from prefroute.embed import Embedder
@@ -26,7 +29,13 @@ from prefroute.embed import Embedder
 
 @dataclass(frozen=True)
 class CollectedData:
-    """The decontaminated battles and everything a user must hear about how they were made."""
+    """The decontaminated battles and everything a user must hear about how they were made.
+
+    ``overlap_removed``: battles per set dropped whole because the set contains a
+    benchmark; ``dropped``: rows the shipped loaders left out (null labels, ...);
+    ``not_models``: battles dropped because a side is not a model
+    (``model_filters.toml``), one entry per (dataset, rule).
+    """
 
     battles: Battles
     decontamination: DecontamResult[Battles]
@@ -34,6 +43,57 @@ class CollectedData:
     dropped: tuple[shipped.Dropped, ...]
     user_files: tuple[ReadReport[Battles], ...]
     eval_prompt_counts: dict[str, int]
+    not_models: tuple[shipped.Dropped, ...] = ()
+    near_threshold: float | None = COSINE_THRESHOLD
+
+    @property
+    def n_contaminated(self) -> int:
+        """Battles removed as eval contamination: matched prompts plus sets dropped whole."""
+        return self.decontamination.n_removed + sum(self.overlap_removed.values())
+
+    def decontamination_summary(self) -> str:
+        """One line that adds up: the total, then each part it is the sum of.
+
+        Rows are battles (a pair of models on a prompt), so a set of per-model
+        scores counts every pair of its models on each removed question.
+        """
+        by_reason = self.decontamination.by_reason
+        near = "near" if self.near_threshold is None else f"near (cosine >= {self.near_threshold})"
+        parts = [
+            f"{by_reason.get('exact', 0):,} exact",
+            f"{by_reason.get('near', 0):,} {near}",
+        ]
+        line = (
+            f"removed {self.n_contaminated:,} battles as eval contamination = "
+            f"{' + '.join(parts)} matches of an eval prompt"
+        )
+        if self.overlap_removed:
+            benchmark_of = {
+                name: benchmark
+                for benchmark, names in shipped.BENCHMARK_OVERLAP.items()
+                for name in names
+            }
+            sets = ", ".join(
+                f"{name} ({benchmark_of.get(name, 'benchmark')}) {rows:,}"
+                for name, rows in self.overlap_removed.items()
+            )
+            line += (
+                f" + {sum(self.overlap_removed.values()):,} in {len(self.overlap_removed)} "
+                f"sets dropped whole for containing a benchmark: {sets}"
+            )
+        return line
+
+    def removal_lines(self) -> list[str]:
+        """What left the data on the way to the fit: contamination, then entries that
+        are not models (``model_filters.toml``), each with its reason."""
+        lines = [self.decontamination_summary()]
+        if self.not_models:
+            total = sum(d.rows for d in self.not_models)
+            lines.append(
+                f"dropped {total:,} battles of entries that are not models: "
+                + "; ".join(str(d) for d in self.not_models)
+            )
+        return lines
 
 
 def collect_battles(
@@ -44,14 +104,18 @@ def collect_battles(
     turns: Turns = "first",
     embedder: Embedder | None = None,
     threshold: float | None = COSINE_THRESHOLD,
+    filters: str | Path | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> CollectedData:
     """Read every shipped set and the user's files, augment, then decontaminate.
 
     Sets that *contain* a benchmark (``shipped.BENCHMARK_OVERLAP``) are dropped
     by name first: their copies of MMLU/GSM8K questions are reformatted, so text
-    matching alone would let some through. ``on_phase`` hears what is being done
-    next (a CLI shows it: the whole takes tens of seconds).
+    matching alone would let some through. Then battles with a side that is not
+    a model go (``model_filters.toml``, plus ``filters`` or
+    ``PREFROUTE_MODEL_FILTERS``), before the costly near-duplicate search.
+    ``on_phase`` hears what is being done next (a CLI shows it: the whole takes
+    tens of seconds).
     """
     phase = on_phase or (lambda _: None)
     root = resolve_data_dir(data_dir)
@@ -75,10 +139,13 @@ def collect_battles(
     overlap_removed = dict(
         pooled.frame.filter(is_overlap).group_by("dataset").len().sort("dataset").iter_rows()
     )
+    kept, not_models = drop_not_models(
+        pooled.filter(~is_overlap), model_filters(str(filters) if filters else None)
+    )
     evals = shipped.eval_prompts(root)
-    phase(f"decontaminating {pooled.frame.height:,} battles against {', '.join(evals)}")
+    phase(f"decontaminating {kept.frame.height:,} battles against {', '.join(evals)}")
     result = decontaminate(
-        pooled.filter(~is_overlap),
+        kept,
         evals,
         embedder=embedder,
         threshold=threshold,
@@ -91,4 +158,39 @@ def collect_battles(
         dropped=battles.dropped + scores.dropped + prefs.dropped,
         user_files=user_files,
         eval_prompt_counts={name: len(prompts) for name, prompts in evals.items()},
+        not_models=not_models,
+        near_threshold=threshold,
     )
+
+
+def drop_not_models(
+    battles: Battles, filters: ModelFilters
+) -> tuple[Battles, tuple[shipped.Dropped, ...]]:
+    """``battles`` without the rows where a side is not a model, and the drops per
+    (dataset, rule). A row with both sides caught counts under model_a's rule."""
+    names = set(battles.frame["model_a"].drop_nulls()) | set(battles.frame["model_b"].drop_nulls())
+    rules = {name: rule for name in sorted(names) if (rule := filters.rule(name)) is not None}
+    if not rules:
+        return battles, ()
+    caught_names = list(rules)
+    caught = pl.col("model_a").is_in(caught_names) | pl.col("model_b").is_in(caught_names)
+    side = (
+        pl.when(pl.col("model_a").is_in(caught_names))
+        .then(pl.col("model_a"))
+        .otherwise(pl.col("model_b"))
+    )
+    index = {rule: i for i, rule in enumerate(filters.drop)}
+    rule_of = {name: index[rule] for name, rule in rules.items()}
+    counts = (
+        battles.frame.filter(caught)
+        .select(dataset=pl.col("dataset").cast(pl.String), model=side)
+        .with_columns(rule=pl.col("model").replace_strict(rule_of, return_dtype=pl.Int64))
+        .group_by("dataset", "rule")
+        .agg(models=pl.col("model").unique().sort(), rows=pl.len())
+        .sort("dataset", "rule")
+    )
+    dropped = tuple(
+        shipped.Dropped(dataset, f"{', '.join(models)}: {filters.drop[rule].describe()}", rows)
+        for dataset, rule, models, rows in counts.iter_rows()
+    )
+    return Battles(battles.frame.filter(~caught)), dropped

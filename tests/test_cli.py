@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from prefroute import cli
 from prefroute.cli import app, spread_multi_value_options
 from prefroute.data import shipped
+from prefroute.data.recipe import training_set
 
 runner = CliRunner()
 STRONG, WEAK = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"
@@ -88,7 +89,17 @@ def test_data_stats_json_lists_every_shipped_battle_set_and_tiers(
         assert any(f"from {path}" in note for note in summary["notes"]), summary["notes"]
     ratings = {row["model"]: row for row in summary["ratings"]}
     assert ratings[STRONG]["rating"] > ratings[WEAK]["rating"]
-    assert {row["tier"] for row in summary["ratings"]} == set(range(1, 11))
+    assert {row["tier"] for row in summary["ratings"]} == {*range(1, 11), None}
+    # --json keeps every model: those without a tier too, with the reason
+    assert ratings["command-r-plus"]["tier"] is None
+    assert ratings["command-r-plus"]["no_tier_reason"] == "fewer than 100 battles"
+    # the tiers the classifier's labels come from: those of what `train` fits by default
+    trained_on = training_set(data_dir, battle_files=files, mmlu_gold_slice=1500)
+    assert {m: r["tier"] for m, r in ratings.items() if r["tier"] is not None} == (
+        trained_on.tiers()
+    )
+    assert "example" not in ratings  # AlpacaEval's placeholder: not a model
+    assert any(row["reason"].startswith("example:") for row in summary["not_models"])
     assert summary["eval_prompts"]["mmlu"] == 14042
     removed = {row["dataset"] for row in summary["decontamination"]}
     assert "alpaca-eval" in removed  # 2 instructions are MT-Bench questions
@@ -111,6 +122,16 @@ def test_a_multi_value_option_takes_every_value_up_to_the_next_option() -> None:
         "--out",
         "x",
     ]
+
+
+def test_data_stats_prints_the_top_of_the_table_or_all_of_it(data_dir: Path) -> None:
+    result = invoke("data", "stats", "--data-dir", str(data_dir), "--all")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert "more ranked models" not in text
+    assert "models without a tier" in text and "(listed above with tier –)" in text
+    assert "command-r-plus" in text  # 4 battles: listed, without a tier
+    assert "sets dropped whole for containing a benchmark" in text
 
 
 def test_data_stats_rejects_a_bad_battle_file_with_file_and_line(

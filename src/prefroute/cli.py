@@ -183,9 +183,12 @@ def data_stats(
     battles: BattleFilesOption = None,
     skip_bad: SkipBadOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Print every model's rating, not only the top ones.")
+    ] = False,
 ) -> None:
     """Battles per data set and source, model ratings and tiers, decontamination counts."""
-    from prefroute.data.stats import render, summarize
+    from prefroute.data.stats import TOP_MODELS, render, summarize
 
     with errors.status("collecting the training data") as status:
         summary = summarize(
@@ -194,7 +197,7 @@ def data_stats(
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
-        render(summary, console)
+        render(summary, console, top=None if show_all else TOP_MODELS)
 
 
 StrongOption = Annotated[str, typer.Option("--strong", help="Strong model (canonical name).")]
@@ -460,7 +463,7 @@ def quickstart(
     """
     from prefroute.data.recipe import training_set
     from prefroute.data.stats import render as render_data
-    from prefroute.data.stats import summarize_collected
+    from prefroute.data.stats import summarize_training
     from prefroute.evals.benchmarks import BENCHMARKS, benchmark
     from prefroute.evals.evaluate import evaluate
     from prefroute.evals.report import render as render_eval
@@ -470,7 +473,7 @@ def quickstart(
 
     with console.status("collecting and decontaminating the shipped data"):
         data = training_set(data_dir, mmlu_gold_slice=1500)
-    render_data(summarize_collected(data.collected), console)
+    render_data(summarize_training(data), console)
     describe(data, console)
     artifact = train_router("mf", out, data_dir=data_dir, data=data, console=console)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +12,12 @@ import polars as pl
 import pytest
 
 from prefroute.data import shipped
+from prefroute.data.augment import battles_from_preferences, battles_from_scores
 from prefroute.data.decontam import normalise_prompt
 from prefroute.data.labels import LABELS, tier_labels
+from prefroute.data.model_names import model_filters
 from prefroute.data.recipe import GOLD_SLICE_DATASET, GOLD_SLICE_WEIGHT, TrainingSet, training_set
+from prefroute.data.tiers import MIN_BATTLES
 from prefroute.errors import InvalidParameterError
 
 
@@ -141,10 +146,108 @@ def test_one_collection_builds_the_same_sets_as_collecting_each(
 
 @pytest.mark.parametrize(
     "collection_args",
-    [{"battle_files": ["mine.jsonl"]}, {"skip_bad": True}, {"turns": "all"}],
+    [
+        {"battle_files": ["mine.jsonl"]},
+        {"skip_bad": True},
+        {"turns": "all"},
+        {"filters": "mine.toml"},
+    ],
 )
 def test_collection_arguments_with_collected_data_raise(
     recipe: TrainingSet, data_dir: Path, collection_args: dict[str, Any]
 ) -> None:
     with pytest.raises(ValueError, match=f"{next(iter(collection_args))} given with collected="):
         training_set(data_dir, collected=recipe.collected, **collection_args)
+
+
+def test_the_decontamination_line_adds_up_to_the_rows_removed(
+    recipe: TrainingSet, data_dir: Path
+) -> None:
+    collected = recipe.collected
+    pooled = (
+        len(shipped.load_battles(data_dir).table)
+        + len(battles_from_scores(shipped.load_scores(data_dir).table))
+        + len(battles_from_preferences(shipped.load_judge_preferences(data_dir).table))
+    )
+    not_models = sum(d.rows for d in collected.not_models)
+    assert collected.n_contaminated == pooled - not_models - len(collected.battles)
+
+    line = collected.decontamination_summary()
+    found = re.fullmatch(
+        r"removed ([\d,]+) battles as eval contamination = ([\d,]+) exact \+ ([\d,]+) near "
+        r"\(cosine >= 0\.95\) matches of an eval prompt \+ ([\d,]+) in (\d+) sets dropped whole "
+        r"for containing a benchmark: (.*)",
+        line,
+    )
+    assert found, line
+    total, exact, near, whole = (int(found[i].replace(",", "")) for i in (1, 2, 3, 4))
+    assert total == collected.n_contaminated == exact + near + whole
+    assert exact > 0 and near > 0
+    sets = dict(re.findall(r"(\S+) \((?:mmlu|gsm8k)\) ([\d,]+)", found[6]))
+    assert int(found[5]) == len(sets) == len(collected.overlap_removed)
+    assert sum(int(n.replace(",", "")) for n in sets.values()) == whole
+    assert "mmlu-pro-29model/from-mmlu" in sets  # the big one: 6,810 questions x 406 pairs
+
+
+def test_entries_that_are_not_models_leave_the_data_and_are_reported(
+    recipe: TrainingSet,
+) -> None:
+    filters = model_filters()
+    names = set(recipe.battles.frame["model_a"]) | set(recipe.battles.frame["model_b"])
+    assert not [n for n in names if filters.rule(n)]
+    assert "example" not in set(recipe.ratings["model"])  # AlpacaEval's placeholder
+    reported = {(d.dataset, d.reason.split(":")[0]) for d in recipe.collected.not_models}
+    assert ("alpaca-eval", "example") in reported
+    assert ("just-eval-safety-scores", next(r for d, r in reported if r.startswith("urial="))) in (
+        reported
+    )
+    lines = recipe.collected.removal_lines()
+    assert len(lines) == 2 and lines[1].startswith(
+        f"dropped {sum(d.rows for d in recipe.collected.not_models):,} battles of entries"
+    )
+
+
+def test_tiers_only_for_models_with_enough_battles(recipe: TrainingSet) -> None:
+    ratings = recipe.ratings
+    unranked = ratings.filter(pl.col("tier").is_null())
+    assert unranked.height and unranked["no_tier_reason"].is_not_null().all()
+    few = unranked.filter(pl.col("no_tier_reason").str.starts_with("fewer than"))
+    assert few["n_battles"].max() < MIN_BATTLES <= ratings.drop_nulls("tier")["n_battles"].min()
+    assert "command-r-plus" in set(few["model"])  # 4 Arena battles: rated 1284, tier 1 before
+    tiers = recipe.tiers()
+    assert set(tiers) == set(ratings.drop_nulls("tier")["model"])
+    # PandaLM's 5 models only ever meet each other: rated on their own scale, no tier
+    apart = ratings.filter(pl.col("no_tier_reason").str.starts_with("not compared"))
+    assert set(apart["model"]) == {
+        "llama-7b",
+        "bloom-7b",
+        "cerebras-gpt-6.7b",
+        "opt-7b",
+        "pythia-6.9b",
+    }
+    # bootstrap intervals (what data stats adds) leave ratings and tiers as they are
+    with_intervals = recipe.rating_table(n_bootstrap=5)
+    assert with_intervals.select("model", "rating", "tier").equals(
+        ratings.select("model", "rating", "tier")
+    )
+    assert with_intervals["ci_low"].is_not_null().all()
+
+
+def test_a_users_filter_file_and_battles_are_reported_not_dropped_silently(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    mine = tmp_path / "mine.jsonl"
+    rows = [
+        {"prompt": f"question {i}", "model_a": a, "model_b": "gpt-4o", "winner": "model_a"}
+        for i, a in enumerate(["house-stub", "house-stub", "gpt-4o-mini-2024-07-18"])
+    ]
+    mine.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    filters = tmp_path / "filters.toml"
+    filters.write_text('[drop]\n"house-*" = "our stub that echoes the prompt"\n')
+    data = training_set(data_dir, battle_files=[mine], filters=filters)
+    report = [d for d in data.collected.not_models if d.reason.startswith("house-stub")]
+    assert [(d.rows, str(filters) in d.reason) for d in report] == [(2, True)]
+    user_rows = data.battles.frame.filter(pl.col("model_b") == "gpt-4o")
+    assert user_rows["model_a"].to_list() == ["gpt-4o-mini"]  # the dated name joined
+    # 3 rows given = 1 in the fit + 2 reported
+    assert len(user_rows) + report[0].rows == len(rows)

@@ -8,15 +8,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from prefroute.data.labels import preference_labels
 from prefroute.data.schema import Battles
-from prefroute.data.tiers import BradleyTerry, assign_tiers, rating_table
+from prefroute.data.tiers import MIN_BATTLES, BradleyTerry, assign_tiers, rating_table
 from prefroute.errors import NotFittedError
 
 # The closed forms below are of the unpenalised MLE (the Arena's fit).
 UNPENALISED = 1e6
 
 
-def _battles(rows: list[tuple]) -> Battles:
+def _battles(rows: list[tuple], source: str = "human") -> Battles:
     """rows: (model_a, model_b, winner[, weight])."""
     frame = pl.DataFrame(
         [(a, b, w, r[3] if len(r) > 3 else 1.0) for r in rows for a, b, w in [r[:3]]],
@@ -25,7 +26,7 @@ def _battles(rows: list[tuple]) -> Battles:
     ).with_columns(
         prompt_id=pl.lit(None, pl.String),
         prompt=pl.lit("q"),
-        source=pl.lit("human"),
+        source=pl.lit(source),
         dataset=pl.lit("test"),
     )
     return Battles(frame)
@@ -186,8 +187,17 @@ def test_tiers_are_contiguous_and_ordered_by_rating() -> None:
 def test_rating_table_is_sorted_with_tiers() -> None:
     strength = np.array([1300.0, 1280.0, 1000.0, 990.0, 700.0])
     table = rating_table(_simulate(strength, 20_000, seed=2), n_tiers=3, n_bootstrap=20)
-    assert table.columns == ["model", "rating", "ci_low", "ci_high", "n_battles", "tier"]
+    assert table.columns == [
+        "model",
+        "rating",
+        "ci_low",
+        "ci_high",
+        "n_battles",
+        "tier",
+        "no_tier_reason",
+    ]
     assert table["rating"].is_sorted(descending=True)
+    assert table["no_tier_reason"].is_null().all()
     assert dict(table.select("model", "tier").iter_rows()) == {
         "m0": 1,
         "m1": 1,
@@ -196,3 +206,66 @@ def test_rating_table_is_sorted_with_tiers() -> None:
         "m4": 3,
     }
     assert table["n_battles"].sum() == 2 * 20_000
+
+
+def _strong_and_lucky() -> Battles:
+    """Five well-measured models, and 'lucky': 3 battles, all won against the best."""
+    strength = np.array([1300.0, 1250.0, 1100.0, 1000.0, 900.0])
+    well_measured = _simulate(strength, 5_000, seed=4)
+    return Battles.concat([well_measured, _battles([("lucky", "m0", "model_a")] * 3)])
+
+
+def test_a_model_with_few_battles_gets_no_tier_and_comes_last() -> None:
+    table = rating_table(_strong_and_lucky(), n_tiers=3, n_bootstrap=20)
+    lucky = table.row(by_predicate=pl.col("model") == "lucky", named=True)
+    assert lucky["tier"] is None
+    assert lucky["no_tier_reason"] == f"fewer than {MIN_BATTLES} battles"
+    assert lucky["n_battles"] == 3 and lucky["ci_low"] is not None  # still rated, and listed
+    assert table["model"][-1] == "lucky"  # ranked models first
+    assert lucky["rating"] > table.row(by_predicate=pl.col("model") == "m1", named=True)["rating"]
+    ranked = table.filter(pl.col("model") != "lucky")
+    assert ranked["model"].to_list() == ["m0", "m1", "m2", "m3", "m4"]
+    assert ranked["tier"].to_list() == sorted(ranked["tier"]) and set(ranked["tier"]) == {1, 2, 3}
+    # the cut is a parameter: at 3 battles lucky ranks (and tops the table, as before the rule)
+    assert rating_table(_strong_and_lucky(), n_bootstrap=0, min_battles=3)["model"][0] == "lucky"
+    with pytest.raises(ValueError, match="min_battles"):
+        rating_table(_strong_and_lucky(), min_battles=0)
+
+
+def test_a_model_without_a_tier_is_in_neither_label_class() -> None:
+    # tiers 1-2 are strong-class, 3 weak-class; lucky (4 battles) has no tier
+    extra = _battles([("lucky", "m4", "model_a"), ("m0", "m4", "model_a")]).frame
+    extra = extra.with_columns(prompt=pl.Series(["lucky's prompt", "m0's prompt"]))
+    data = Battles.concat([_strong_and_lucky(), Battles(extra)])
+    pair = {"strong_model": "m0", "weak_model": "m4"}
+    labelled = set(preference_labels(data, **pair, random_state=0)["prompt"])
+    assert "m0's prompt" in labelled and "lucky's prompt" not in labelled
+    # with the cut at its 4 battles, lucky ranks (strong-class) and its win over m4 labels
+    with_lucky = preference_labels(data, **pair, min_battles=4, random_state=0)
+    assert "lucky's prompt" in set(with_lucky["prompt"])
+
+
+def test_a_group_never_compared_with_the_main_one_gets_no_tier() -> None:
+    main = _simulate(np.array([1200.0, 1000.0, 800.0]), 3_000, seed=5)
+    apart = _battles([("p", "q", "model_a")] * 150 + [("q", "p", "model_a")] * 50)
+    table = rating_table(Battles.concat([main, apart]), n_tiers=3, n_bootstrap=0)
+    reasons = dict(table.select("model", "no_tier_reason").iter_rows())
+    assert reasons["p"] == reasons["q"]
+    assert reasons["p"].startswith("not compared with the main group")
+    assert {m for m, r in reasons.items() if r is None} == {"m0", "m1", "m2"}
+
+
+def test_golden_ties_say_nothing_about_which_model_is_better() -> None:
+    wins = [("x", "y", "model_a")] * 60 + [("x", "y", "model_b")] * 20
+    ties = [("x", "y", "tie")] * 300 + [("x", "y", "tie_bothbad")] * 100
+    golden = rating_table(_battles(wins + ties, "golden"), n_bootstrap=0, min_battles=1)
+    no_ties = rating_table(_battles(wins, "golden"), n_bootstrap=0, min_battles=1)
+    human = rating_table(_battles(wins + ties, "human"), n_bootstrap=0, min_battles=1)
+
+    def gap(table: pl.DataFrame) -> float:
+        rating = dict(table.select("model", "rating").iter_rows())
+        return rating["x"] - rating["y"]
+
+    assert gap(golden) == pytest.approx(gap(no_ties))
+    assert golden["n_battles"].to_list() == [80, 80]
+    assert gap(human) < gap(golden) / 3  # a human's tie is a judgement: it counts

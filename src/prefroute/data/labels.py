@@ -30,7 +30,7 @@ LABELS = ("strong", "tie", "weak")
 
 def tier_labels(
     battles: Battles,
-    tiers: Mapping[str, int],
+    tiers: Mapping[str, int | None],
     *,
     strong_tiers: Sequence[int] = (1, 2),
     weak_tiers: Sequence[int] = (3,),
@@ -41,7 +41,8 @@ def tier_labels(
     As in the paper: a battle between a model of ``strong_tiers`` and one of
     ``weak_tiers`` says whether a strong model was needed on its prompt.
     ``label`` is one of ``LABELS``; both-bad ties count as ties. Battles of two
-    models of the same class, or of a model outside both, are left out.
+    models of the same class, or of a model outside both (a model absent from
+    ``tiers`` or with tier None: too few battles to rank), are left out.
     """
     import polars as pl
 
@@ -70,17 +71,20 @@ def preference_labels(
     weak_model: str,
     strong_tiers: Sequence[int] = (1, 2),
     weak_tiers: Sequence[int] = (3,),
+    min_battles: int | None = None,
     random_state: int | None = 0,
 ) -> pl.DataFrame:
-    """``tier_labels`` over tiers fitted on ``battles`` (Bradley-Terry, no bootstrap).
+    """``tier_labels`` over tiers fitted on ``battles`` (``rating_table``, no bootstrap).
 
-    The router's own pair counts as strong vs weak whatever its tiers, so battles
-    of exactly that pair always label (a gold slice of two models would otherwise
-    land in tiers 1 and 2, both strong).
+    Models with fewer than ``min_battles`` battles (default ``tiers.MIN_BATTLES``)
+    or outside the main group of models have no tier and label nothing. The
+    router's own pair counts as strong vs weak whatever its tiers or battles, so
+    battles of exactly that pair always label (a gold slice of two models would
+    otherwise land in tiers 1 and 2, both strong).
     """
     import polars as pl
 
-    from prefroute.data.tiers import rating_table
+    from prefroute.data.tiers import MIN_BATTLES, rating_table
 
     if not strong_tiers or not weak_tiers or set(strong_tiers) & set(weak_tiers):
         raise ValueError(
@@ -90,7 +94,12 @@ def preference_labels(
     if len(battles.models) < 2:  # nothing to rate, so nothing to label
         ratings = pl.DataFrame(schema={"model": pl.String, "tier": pl.Int64})
     else:
-        ratings = rating_table(battles, n_bootstrap=0, random_state=random_state)
+        ratings = rating_table(
+            battles,
+            min_battles=MIN_BATTLES if min_battles is None else min_battles,
+            n_bootstrap=0,
+            random_state=random_state,
+        )
     ratings = ratings.with_columns(
         tier=pl.when(pl.col("model") == strong_model)
         .then(pl.lit(min(strong_tiers), dtype=pl.Int64))

@@ -11,7 +11,7 @@ leaves exactly those questions out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +25,14 @@ from prefroute.data.collect import CollectedData, collect_battles
 from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.data.schema import SOURCES, Battles, Scores
-from prefroute.data.tiers import rating_table
+from prefroute.data.tiers import MIN_BATTLES, rating_table
 from prefroute.embed import Embedder
 from prefroute.errors import InvalidParameterError
 
 GOLD_SLICE_DATASET = "routellm-evals/mmlu-gold-slice"
+DEFAULT_MMLU_GOLD_SLICE = 1500
+"""The gold slice ``prefroute train`` adds by default, as in the paper; ``data stats``
+builds the same training set, so it shows the tiers that training fits."""
 GOLD_SLICE_WEIGHT = 20.0
 """Weight of each gold-slice battle. They are the only rows labelled for the
 strong/weak pair itself; at weight 1 their 1,500 rows vanish among ~2.6M and MF
@@ -45,12 +48,21 @@ Pass ``source_weights={"judge": 1.0}`` to use them."""
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Battles to fit on, the model tiers behind the labels, and where it all came from."""
+    """Battles to fit on, the model tiers behind the labels, and where it all came from.
+
+    ``ratings`` is ``tiers.rating_table`` of exactly ``battles`` (weights and gold
+    slice included), without bootstrap intervals: the tiers a label-head
+    router's fit computes from them. ``rating_table(n_bootstrap)`` recomputes it
+    with intervals (same ratings and tiers).
+    """
 
     battles: Battles
     ratings: pl.DataFrame
     gold_slice_ids: tuple[str, ...]
     collected: CollectedData = field(repr=False)
+    n_tiers: int = 10
+    min_battles: int = MIN_BATTLES
+    random_state: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -62,8 +74,19 @@ class TrainingSet:
         rows = self.battles.frame.hash_rows(seed=0)
         return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
+    def rating_table(self, n_bootstrap: int = 0) -> pl.DataFrame:
+        """``tiers.rating_table`` of ``battles`` with the settings ``ratings`` was made with."""
+        return rating_table(
+            self.battles,
+            n_tiers=self.n_tiers,
+            min_battles=self.min_battles,
+            n_bootstrap=n_bootstrap,
+            random_state=self.random_state,
+        )
+
     def tiers(self) -> dict[str, int]:
-        return dict(self.ratings.select("model", "tier").iter_rows())
+        """Model -> tier, for ranked models only (see ``ratings`` for the others and why)."""
+        return dict(self.ratings.drop_nulls("tier").select("model", "tier").iter_rows())
 
 
 def training_set(
@@ -78,9 +101,12 @@ def training_set(
     mmlu_gold_slice: int = 0,
     gold_slice_weight: float = GOLD_SLICE_WEIGHT,
     n_tiers: int = 10,
+    min_battles: int = MIN_BATTLES,
     embedder: Embedder | None = None,
+    filters: str | Path | None = None,
     random_state: int = 0,
     collected: CollectedData | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> TrainingSet:
     """Collect, decontaminate, weight, optionally add the MMLU gold slice, and tier.
 
@@ -93,10 +119,15 @@ def training_set(
     ``weak_model``, each weighing ``gold_slice_weight``; they are eval questions,
     so they must be left out of the MMLU evaluation: ``gold_slice_ids`` lists them.
 
+    Tiers go to models with at least ``min_battles`` battles here (see
+    ``tiers.rating_table``); ``filters`` adds a model filter file to
+    ``model_filters.toml`` (entries that are not models, dropped and reported).
+
     ``collected`` reuses one ``collect_battles`` result for several training sets
     (collecting and decontaminating is the slow part); ``data_dir`` still locates
     the gold slice, and the collection arguments (``battle_files``, ``skip_bad``,
-    ``turns``, ``embedder``) must then stay at their defaults.
+    ``turns``, ``embedder``, ``filters``) must then stay at their defaults.
+    ``on_phase`` hears the collection's slow steps (``collect_battles``).
     """
     weights = DEFAULT_SOURCE_WEIGHTS | dict(source_weights or {})
     unknown = sorted(set(weights) - set(SOURCES))
@@ -106,7 +137,13 @@ def training_set(
         )
     if collected is None:
         collected = collect_battles(
-            data_dir, battle_files=battle_files, skip_bad=skip_bad, turns=turns, embedder=embedder
+            data_dir,
+            battle_files=battle_files,
+            skip_bad=skip_bad,
+            turns=turns,
+            embedder=embedder,
+            filters=filters,
+            on_phase=on_phase,
         )
     else:
         given = [
@@ -116,6 +153,7 @@ def training_set(
                 ("skip_bad", skip_bad),
                 ("turns", turns != "first"),
                 ("embedder", embedder is not None),
+                ("filters", filters is not None),
             )
             if is_given
         ]
@@ -144,11 +182,21 @@ def training_set(
             .otherwise(source.replace_strict(weights, return_dtype=pl.Float32))
         ).filter(pl.col("weight") > 0)
     )
+    ratings = rating_table(
+        battles,
+        n_tiers=n_tiers,
+        min_battles=min_battles,
+        n_bootstrap=0,
+        random_state=random_state,
+    )
     return TrainingSet(
         battles=battles,
-        ratings=rating_table(battles, n_tiers=n_tiers, n_bootstrap=0, random_state=random_state),
+        ratings=ratings,
         gold_slice_ids=slice_ids,
         collected=collected,
+        n_tiers=n_tiers,
+        min_battles=min_battles,
+        random_state=random_state,
     )
 
 

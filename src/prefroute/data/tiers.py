@@ -9,6 +9,17 @@ a logistic regression on +1/-1 design rows, on the Elo scale (400, base 10,
 Battles are first summed per (model pair, outcome), so the regression has at
 most one row per pair and side whatever the number of battles: 1M battles over
 100 models is a 9,900-row fit.
+
+``rating_table`` (the tiers behind the labels) rates models only on battles
+that say which of two models is better: a golden tie (both answers right, or
+both wrong) says the question was easy or hard, not that the two models are
+equal, and counted as half a win it pulls every pair towards equal by an
+amount set by the questions' difficulty, so sets of easy questions put their
+models on a compressed scale (with them, zephyr-7b-beta rated above
+gpt-4-1106-preview). A rating is only believed, and a model only gets a tier,
+when it rests on enough such battles (``MIN_BATTLES``) compared with the main
+group of models; the others keep their rating and interval with ``tier`` null
+and the reason in ``no_tier_reason``, and are in neither label class.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 
@@ -26,6 +38,15 @@ from prefroute.errors import NotFittedError
 
 _TOL = 1e-8
 _MAX_ITER = 1000
+MIN_BATTLES = 100
+"""Battles (``informative_battles``) a model needs for a tier. Measured on the
+default training set (``docs/data.md``, "Ratings and tiers"): below 50 battles
+every 95% bootstrap interval is 247-715 rating points wide, 3.5 to 10 times the
+median gap of 70 points between neighbouring tiers, so such a model's tier is
+noise (command-r-plus, 4 battles, rated 1284 in tier 1 above GPT-4); from 100
+battles on the widest is 107 points (142 with judge labels on), about a tier
+and a half, and from 200 on at most 89. The shipped data has no model between
+50 and 99 battles, so any cut from 50 to 100 gives the same tiers."""
 
 
 class BradleyTerry:
@@ -233,12 +254,73 @@ def assign_tiers(
 
 
 def rating_table(
-    battles: Battles, n_tiers: int = 10, n_bootstrap: int = 100, random_state: int | None = 0
+    battles: Battles,
+    *,
+    n_tiers: int = 10,
+    min_battles: int = MIN_BATTLES,
+    n_bootstrap: int = 100,
+    random_state: int | None = 0,
 ) -> pl.DataFrame:
-    """model, rating, ci_low, ci_high, n_battles, tier; best first (what ``data stats`` prints)."""
+    """model, rating, ci_low, ci_high, n_battles, tier, no_tier_reason: what ``data stats``
+    prints and the label classes come from.
+
+    Ratings are fitted on ``informative_battles`` (no golden ties), and
+    ``n_battles`` counts those. Tiers (``assign_tiers``) go only to models with
+    at least ``min_battles`` battles in the main group of models (the connected
+    part of the comparison graph with the most battles: ratings of a group that
+    never meets it, like PandaLM's five models, are on another scale). The others keep their rating
+    with ``tier`` null and ``no_tier_reason`` saying why. Ranked models come
+    first, best first, then the others by rating.
+    """
+    if min_battles < 1:
+        raise ValueError(f"min_battles must be >= 1, got {min_battles}")
+    battles = informative_battles(battles)
     bt = BradleyTerry(n_bootstrap=n_bootstrap, random_state=random_state).fit(battles)
-    ratings = dict(bt.ratings_.select("model", "rating").iter_rows())
-    tiers = assign_tiers(ratings, n_tiers=n_tiers, random_state=random_state)
-    return bt.ratings_.with_columns(
-        tier=pl.col("model").replace_strict(tiers, return_dtype=pl.Int64)
+    main = _main_group(battles)
+    reason = (
+        pl.when(~pl.col("model").is_in(sorted(main)))
+        .then(pl.lit("not compared with the main group of models (a rating on another scale)"))
+        .when(pl.col("n_battles") < min_battles)
+        .then(pl.lit(f"fewer than {min_battles} battles"))
     )
+    table = bt.ratings_.with_columns(no_tier_reason=reason)
+    ranked = table.filter(pl.col("no_tier_reason").is_null())
+    tiers = assign_tiers(
+        dict(ranked.select("model", "rating").iter_rows()),
+        n_tiers=n_tiers,
+        random_state=random_state,
+    )
+    return (
+        table.with_columns(
+            tier=pl.col("model").replace_strict(tiers, default=None, return_dtype=pl.Int64)
+        )
+        .select("model", "rating", "ci_low", "ci_high", "n_battles", "tier", "no_tier_reason")
+        .sort(pl.col("tier").is_null(), "rating", "model", descending=[False, True, False])
+    )
+
+
+def informative_battles(battles: Battles) -> Battles:
+    """``battles`` without golden ties: the battles that say which model is better.
+
+    Golden battles come from correctness (``augment.battles_from_scores``): both
+    right or both wrong is a tie that depends on the question, not the models.
+    Human and judge ties are judgements and stay.
+    """
+    golden_tie = (pl.col("source").cast(pl.String) == "golden") & pl.col("winner").cast(
+        pl.String
+    ).is_in(["tie", "tie_bothbad"])
+    return Battles(battles.frame.filter(~golden_tie.fill_null(False)))
+
+
+def _main_group(battles: Battles) -> set[str]:
+    """The models of the connected comparison graph's part holding the most battles."""
+    groups, models = _group_battles(battles)
+    if not models:
+        return set()
+    lo, hi = groups["lo"].to_numpy(), groups["hi"].to_numpy()
+    graph = sparse.coo_matrix((np.ones(len(lo)), (lo, hi)), shape=(len(models), len(models)))
+    _, part = connected_components(graph, directed=False)
+    n_rows = groups["n"].to_numpy().astype(np.int64)
+    battles_per_part = np.bincount(part[lo], n_rows, part.max() + 1)
+    main = int(np.argmax(battles_per_part))
+    return {m for m, p in zip(models, part, strict=True) if p == main}

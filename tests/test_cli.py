@@ -99,7 +99,7 @@ def test_data_stats_json_lists_every_shipped_battle_set_and_tiers(
         trained_on.tiers()
     )
     assert "example" not in ratings  # AlpacaEval's placeholder: not a model
-    assert any(row["reason"].startswith("example:") for row in summary["not_models"])
+    assert any(row["models"] == ["example"] for row in summary["not_models"])
     assert summary["eval_prompts"]["mmlu"] == 14042
     removed = {row["dataset"] for row in summary["decontamination"]}
     assert "alpaca-eval" in removed  # 2 instructions are MT-Bench questions

@@ -112,12 +112,13 @@ def test_every_dropped_battle_is_reported_with_its_rule() -> None:
     kept, dropped = drop_not_models(battles, model_filters())
     assert kept.frame.select("model_a", "model_b").rows() == [("gpt-4-1106-preview", "claude-v1")]
     assert len(kept) + sum(d.rows for d in dropped) == len(battles)
-    reported = {(d.dataset, d.reason.split(":")[0], d.rows) for d in dropped}
+    reported = {(d.dataset, d.models, d.rule.pattern, d.rows) for d in dropped}
     assert reported == {
-        ("alpaca", "example", 2),
-        ("alpaca", "alpaca-7b-verbose, gpt-3.5-turbo-1106-verbose", 2),
-        ("mine", "alpaca-7b-verbose", 1),
+        ("alpaca", ("example",), "example", 2),
+        ("alpaca", ("alpaca-7b-verbose", "gpt-3.5-turbo-1106-verbose"), "*-verbose", 2),
+        ("mine", ("alpaca-7b-verbose",), "*-verbose", 1),
     }
-    example = next(d for d in dropped if d.reason.startswith("example"))
-    assert "placeholder" in example.reason and "rule 'example'" in example.reason
+    example = str(next(d for d in dropped if d.models == ("example",)))
+    assert example.startswith("alpaca: dropped 2 battles of example (AlpacaEval's placeholder")
+    assert example.endswith("(rule 'example' in prefroute/data/model_filters.toml))")
     assert drop_not_models(kept, model_filters()) == (kept, ())

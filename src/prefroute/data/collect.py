@@ -21,10 +21,26 @@ from prefroute.data import shipped
 from prefroute.data.augment import battles_from_preferences, battles_from_scores
 from prefroute.data.decontam import COSINE_THRESHOLD, DecontamResult, decontaminate
 from prefroute.data.location import data_dir as resolve_data_dir
-from prefroute.data.model_names import ModelFilters, model_filters
+from prefroute.data.model_names import FilterRule, ModelFilters, model_filters
 from prefroute.data.readers import ReadReport, read_battles
 from prefroute.data.schema import Battles
 from prefroute.embed import Embedder
+
+
+@dataclass(frozen=True)
+class NotModels:
+    """Battles of one dataset dropped by one ``model_filters.toml`` rule: a side is not a model."""
+
+    dataset: str
+    models: tuple[str, ...]
+    rule: FilterRule
+    rows: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.dataset}: dropped {self.rows:,} battles of {', '.join(self.models)} "
+            f"({self.rule.describe()})"
+        )
 
 
 @dataclass(frozen=True)
@@ -34,7 +50,7 @@ class CollectedData:
     ``overlap_removed``: battles per set dropped whole because the set contains a
     benchmark; ``dropped``: rows the shipped loaders left out (null labels, ...);
     ``not_models``: battles dropped because a side is not a model
-    (``model_filters.toml``), one entry per (dataset, rule).
+    (``model_filters.toml``), one entry per (dataset, rule), with the reason.
     """
 
     battles: Battles
@@ -43,7 +59,7 @@ class CollectedData:
     dropped: tuple[shipped.Dropped, ...]
     user_files: tuple[ReadReport[Battles], ...]
     eval_prompt_counts: dict[str, int]
-    not_models: tuple[shipped.Dropped, ...] = ()
+    not_models: tuple[NotModels, ...] = ()
     near_threshold: float | None = COSINE_THRESHOLD
 
     @property
@@ -84,14 +100,17 @@ class CollectedData:
         return line
 
     def removal_lines(self) -> list[str]:
-        """What left the data on the way to the fit: contamination, then entries that
-        are not models (``model_filters.toml``), each with its reason."""
+        """What left the data on the way to the fit: contamination, then the entries
+        that are not models, by rule (``not_models`` has each reason)."""
         lines = [self.decontamination_summary()]
         if self.not_models:
-            total = sum(d.rows for d in self.not_models)
+            per_rule: dict[str, int] = {}
+            for drop in self.not_models:
+                per_rule[drop.rule.pattern] = per_rule.get(drop.rule.pattern, 0) + drop.rows
             lines.append(
-                f"dropped {total:,} battles of entries that are not models: "
-                + "; ".join(str(d) for d in self.not_models)
+                f"dropped {sum(per_rule.values()):,} battles of entries that are not models "
+                f"(model_filters.toml; the reasons: prefroute data stats): "
+                + ", ".join(f"{pattern} {rows:,}" for pattern, rows in per_rule.items())
             )
         return lines
 
@@ -165,7 +184,7 @@ def collect_battles(
 
 def drop_not_models(
     battles: Battles, filters: ModelFilters
-) -> tuple[Battles, tuple[shipped.Dropped, ...]]:
+) -> tuple[Battles, tuple[NotModels, ...]]:
     """``battles`` without the rows where a side is not a model, and the drops per
     (dataset, rule). A row with both sides caught counts under model_a's rule."""
     names = set(battles.frame["model_a"].drop_nulls()) | set(battles.frame["model_b"].drop_nulls())
@@ -190,7 +209,7 @@ def drop_not_models(
         .sort("dataset", "rule")
     )
     dropped = tuple(
-        shipped.Dropped(dataset, f"{', '.join(models)}: {filters.drop[rule].describe()}", rows)
+        NotModels(dataset, tuple(models), filters.drop[rule], rows)
         for dataset, rule, models, rows in counts.iter_rows()
     )
     return Battles(battles.frame.filter(~caught)), dropped

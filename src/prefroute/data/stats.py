@@ -35,7 +35,7 @@ class DataSummary:
     ratings: pl.DataFrame  # model, rating, ci_low, ci_high, n_battles, tier, no_tier_reason
     decontamination: pl.DataFrame  # dataset, matched (eval set or overlap), removed
     decontamination_summary: str
-    not_models: pl.DataFrame  # dataset, reason, removed
+    not_models: pl.DataFrame  # dataset, models, rule, reason, removed
     notes: tuple[str, ...]
     eval_prompt_counts: dict[str, int]
 
@@ -117,8 +117,17 @@ def summarize_training(data: TrainingSet, *, n_bootstrap: int = 100) -> DataSumm
         rows, schema={"dataset": pl.String, "matched": pl.String, "removed": pl.Int64}, orient="row"
     ).sort("dataset", "matched")
     not_models = pl.DataFrame(
-        [(d.dataset, d.reason, d.rows) for d in collected.not_models],
-        schema={"dataset": pl.String, "reason": pl.String, "removed": pl.Int64},
+        [
+            (d.dataset, list(d.models), d.rule.pattern, d.rule.describe(), d.rows)
+            for d in collected.not_models
+        ],
+        schema={
+            "dataset": pl.String,
+            "models": pl.List(pl.String),
+            "rule": pl.String,
+            "reason": pl.String,
+            "removed": pl.Int64,
+        },
         orient="row",
     )
     notes = tuple(str(d) for d in collected.dropped) + tuple(
@@ -156,8 +165,10 @@ def render(summary: DataSummary, console: Console, *, top: int | None = TOP_MODE
         decontam.add_row(dataset, matched, f"{removed:,}")
     console.print(decontam)
     console.print(summary.decontamination_summary, highlight=False, markup=False)
-    for dataset, reason, removed in summary.not_models.iter_rows():
-        line = f"not a model: {dataset}: dropped {removed:,} battles ({reason})"
+    for dataset, models, _, reason, removed in summary.not_models.iter_rows():
+        line = (
+            f"not a model: {dataset}: dropped {removed:,} battles of {', '.join(models)} ({reason})"
+        )
         console.print(line, highlight=False, markup=False)
     evals = ", ".join(f"{k} {v:,}" for k, v in summary.eval_prompt_counts.items())
     console.print(f"eval prompts held out: {evals}")

@@ -41,11 +41,11 @@ _MAX_ITER = 1000
 MIN_BATTLES = 100
 """Battles (``informative_battles``) a model needs for a tier. Measured on the
 default training set (``docs/data.md``, "Ratings and tiers"): below 50 battles
-every 95% bootstrap interval is 247-715 rating points wide, 3.5 to 10 times the
-median gap of 70 points between neighbouring tiers, so such a model's tier is
+every 95% bootstrap interval is 235-718 rating points wide, 3.3 to 10 times the
+median gap of 71 points between neighbouring tiers, so such a model's tier is
 noise (command-r-plus, 4 battles, rated 1284 in tier 1 above GPT-4); from 100
-battles on the widest is 107 points (142 with judge labels on), about a tier
-and a half, and from 200 on at most 89. The shipped data has no model between
+battles on the widest is 108 points (144 with judge labels on), about a tier
+and a half, and from 200 on at most 76. The shipped data has no model between
 50 and 99 battles, so any cut from 50 to 100 gives the same tiers."""
 
 

@@ -43,6 +43,16 @@ def real_prompts(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def long_prompts(data_dir: Path) -> list[str]:
+    """The 40 longest real prompts of Arena-Hard and AlpacaEval (1,100 to 9,140 characters):
+    the ones whose tokens reach the static model's 512-token truncation."""
+    texts = read_prompts(
+        data_dir / "arena-hard-v0.1-prompts" / "prompts.jsonl.gz", "prompt", 1000
+    ) + read_prompts(data_dir / "alpaca-eval" / "instructions.jsonl.gz", "instruction", 1000)
+    return sorted(texts, key=len)[-40:]
+
+
+@pytest.fixture(scope="session")
 def embed_cache_root() -> Path:
     return cache_root()
 

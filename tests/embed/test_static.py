@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 
 import huggingface_hub.constants
 import numpy as np
 import pytest
 
 from prefroute.embed import Embedder, get_embedder
-from prefroute.embed.static import MARKER, StaticEmbedder
+from prefroute.embed.static import MARKER, StaticEmbedder, default_static_dir
 from prefroute.errors import EmbedderError
 
 PARAPHRASES = [
@@ -81,7 +83,7 @@ def test_deterministic_across_loads_and_batch_sizes(static_embedder, real_prompt
     assert again is not static_embedder
     assert again.fingerprint == static_embedder.fingerprint
     np.testing.assert_array_equal(again.encode(real_prompts), static_embedder.encode(real_prompts))
-    small = StaticEmbedder(static_embedder.model, spec="static", batch_size=7)
+    small = StaticEmbedder(static_embedder.table, spec="static", batch_size=7)
     np.testing.assert_allclose(
         small.encode(real_prompts), static_embedder.encode(real_prompts), atol=1e-6
     )
@@ -138,12 +140,15 @@ def test_default_is_built_once_then_only_loaded(static_embedder, embed_cache_roo
     assert again.fingerprint == static_embedder.fingerprint
 
 
-def test_matches_model2vec_and_is_thread_safe(static_embedder, real_prompts):
+def test_matches_model2vec_and_is_thread_safe(static_embedder, real_prompts, embed_cache_root):
     # model2vec's own encode() re-sets tokenizer truncation per call and fails with
     # "Already borrowed" under concurrent threads; ours must not, and must agree with it.
     from concurrent.futures import ThreadPoolExecutor
 
-    reference = static_embedder.model.encode(real_prompts).astype(np.float32)
+    from model2vec import StaticModel
+
+    model = StaticModel.from_pretrained(default_static_dir(embed_cache_root, pca_dims=256))
+    reference = model.encode(real_prompts).astype(np.float32)
     ours = static_embedder.encode(real_prompts)
     np.testing.assert_allclose(ours, reference, atol=2e-3)  # model2vec sums in float16
 
@@ -164,4 +169,95 @@ def test_plain_ascii_shortcut_gives_the_full_tokenizers_ids(static_embedder, rea
     ]
     assert static_embedder._plain_tokenizer is not None, "the default model normalises like BERT"
     full = static_embedder._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-    assert static_embedder._token_ids(texts) == [encoding.ids for encoding in full]
+    assert static_embedder._encode(texts) == [encoding.ids for encoding in full]
+
+
+def test_light_loader_matches_model2vecs_loader_bit_for_bit(
+    static_embedder, real_prompts, long_prompts, embed_cache_root
+):
+    """The default model read with safetensors + tokenizers equals model2vec's own load."""
+    from model2vec import StaticModel
+
+    where = default_static_dir(embed_cache_root, pca_dims=256)
+    model = StaticModel.from_pretrained(where, normalize=True)
+    theirs = StaticEmbedder.from_model2vec(model, spec="static")
+    assert static_embedder.tokens == tuple(model.tokens)
+    assert static_embedder._unk_token_id == model.unk_token_id
+    assert static_embedder._cut == model.max_length * model.median_token_length
+    stored = static_embedder.table.stored
+    assert stored.dtype == model.embedding.dtype and stored.tobytes() == model.embedding.tobytes()
+    assert static_embedder.table.vectors.dtype == np.float32  # the float16 copy is not kept
+    # the fingerprint the distillation recorded (model2vec-loaded), and the same vectors
+    recorded = json.loads((where / MARKER).read_text())["fingerprint"]
+    assert static_embedder.fingerprint == theirs.fingerprint == recorded
+    texts = real_prompts + long_prompts
+    np.testing.assert_array_equal(static_embedder.encode(texts), theirs.encode(texts))
+
+
+def test_loading_a_local_model_imports_no_model2vec(static_embedder, tmp_path):
+    saved = static_embedder.save(tmp_path / "embedder")
+    code = (
+        "import json, sys\n"
+        "sys.modules['model2vec'] = None  # any 'import model2vec' now raises\n"
+        "from prefroute.embed.static import StaticEmbedder\n"
+        f"e = StaticEmbedder.from_pretrained({str(saved)!r})\n"
+        "print(json.dumps(e.encode(['route this prompt']).tolist()))\n"
+        "print(sorted(m for m in ('huggingface_hub', 'httpx', 'yaml', 'joblib', 'tqdm', 'polars')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    vector, heavy = out.stdout.strip().splitlines()
+    assert heavy == "[]"
+    np.testing.assert_array_equal(
+        np.array(json.loads(vector), dtype=np.float32),
+        static_embedder.encode(["route this prompt"]),
+    )
+
+
+EDGES = [
+    "x" * 5000,  # one word longer than any piece
+    " " * 3000 + "word " * 900,  # leading spaces
+    "a  b   c\t\td\n\ne " * 600,  # runs of spaces, tabs and newlines between the pieces
+    "Café naïve résumé " * 400,  # accents, non-ASCII pieces between plain ones
+    "plain words here " * 80 + "日本語のテキスト" * 300,  # CJK with no space at all
+    "word " * 300 + " \u0301accent " * 400,  # combining marks right after a space
+    "ΟΔΥΣΣΕΥΣ Σίσυφος " * 300,  # Greek capitals: final sigma at piece ends
+    "[MASK] and [CLS] tokens " * 400,  # added tokens, matched before normalising
+    "ok " * 600 + "\x07bell " * 400,  # control characters: the full tokenizer's pieces
+    "short tail",
+    "",
+]
+
+
+def test_long_texts_are_tokenised_only_as_far_as_counts(static_embedder, long_prompts):
+    """Pieces cut before spaces give the ids of the whole (cut) text, the first max_length
+    of them, while the prompts that reach max_length are tokenised only part way."""
+    texts = long_prompts + EDGES
+    cut = [t[: static_embedder._cut] for t in texts]
+    full = static_embedder._tokenizer.encode_batch_fast(cut, add_special_tokens=False)
+    limit = static_embedder._max_length
+    assert static_embedder._token_ids(texts) == [e.ids[:limit] for e in full]  # one batch
+    seen: list[int] = []
+    encode = static_embedder._encode
+
+    def counting(pieces: list[str]) -> list[list[int]]:
+        seen.append(sum(map(len, pieces)))
+        return encode(pieces)
+
+    static_embedder._encode = counting  # type: ignore[method-assign]
+    try:
+        read = []
+        for text, encoding in zip(texts, full, strict=True):
+            seen.clear()
+            assert static_embedder._token_ids([text]) == [encoding.ids], text[:60]
+            read.append(sum(seen))
+    finally:
+        del static_embedder._encode
+    reaching = [
+        (chars, len(c)) for chars, c, e in zip(read, cut, full, strict=True) if len(e.ids) == limit
+    ]
+    assert len(reaching) >= 20  # most of the long real prompts reach the truncation
+    assert all(chars <= n for chars, n in reaching)
+    # Measured on these prompts: 78% of the characters a full pass tokenises.
+    assert sum(chars for chars, _ in reaching) < 0.85 * sum(n for _, n in reaching)

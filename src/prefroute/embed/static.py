@@ -14,15 +14,15 @@ Specs:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property, partial
 from itertools import chain
 from pathlib import Path
@@ -49,12 +49,138 @@ MARKER = "prefroute-embedder.json"
 an artifact directory keeps the spec (and cache entries) of the original."""
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MAX_LENGTH = 512
+"""model2vec's truncation (in tokens) for a model whose config names none."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def default_static_dir(cache_dir: str | os.PathLike[str] | None = None, *, pca_dims: int) -> Path:
     """Where the distilled default model lives: ``<root>/embedders/static-minilm-l6-v2-<dims>``."""
     return cache_root(cache_dir) / "embedders" / f"static-minilm-l6-v2-{pca_dims}"
+
+
+@dataclass(frozen=True)
+class StaticLayout:
+    """The files of a model2vec directory, as model2vec itself writes them."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "model.safetensors"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer.json"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+
+@dataclass(frozen=True, eq=False)
+class TokenTable:
+    """A model2vec model as encoding needs it: a vector per token and a tokenizer.
+
+    ``vectors`` are float32, what encoding sums. The files' own dtype (float16 for
+    the default model) is ``stored_dtype``, and ``stored`` gives the vectors back in
+    it bit for bit, so only one copy stays in memory; ``lossy_original`` keeps the
+    stored array only when float32 cannot hold it exactly (float64 files).
+    ``weights`` and ``token_mapping`` are model2vec's optional per-token weights and
+    token -> row map (vocabulary-quantised models); ``config`` is config.json.
+    """
+
+    vectors: np.ndarray
+    stored_dtype: np.dtype[Any]
+    tokenizer_json: str
+    config: Mapping[str, Any]
+    weights: np.ndarray | None = None
+    token_mapping: np.ndarray | None = None
+    lossy_original: np.ndarray | None = None
+
+    @property
+    def max_length(self) -> int | None:
+        """Tokens per text that count (model2vec's truncation); None: all of them."""
+        value = self.config.get("max_length", DEFAULT_MAX_LENGTH)
+        return None if value is None else int(value)
+
+    @property
+    def stored(self) -> np.ndarray:
+        """The vectors as the files hold them (float16 -> float32 -> float16 is exact)."""
+        if self.lossy_original is not None:
+            return self.lossy_original
+        if self.vectors.dtype == self.stored_dtype:
+            return self.vectors
+        return self.vectors.astype(self.stored_dtype)
+
+    @classmethod
+    def read(cls, path: Path) -> TokenTable:
+        """Read a model2vec directory with safetensors and the stdlib: no model2vec, no hub.
+
+        The same arrays, tokenizer and settings model2vec's ``from_pretrained``
+        reads, so encodings are bit-identical (tests/embed/test_static.py).
+        """
+        from safetensors import safe_open
+
+        layout = StaticLayout(path)
+        missing = [
+            p.name for p in (layout.config, layout.weights, layout.tokenizer) if not p.is_file()
+        ]
+        if missing:
+            raise EmbedderError(
+                f"{path} is not a model2vec directory (expected config.json, "
+                f"model.safetensors and tokenizer.json): no {', '.join(missing)}"
+            )
+        try:
+            config = json.loads(layout.config.read_text("utf-8"))
+            with safe_open(str(layout.weights), framework="numpy") as tensors:
+                names = set(tensors.keys())
+                stored = tensors.get_tensor("embeddings")
+                weights = tensors.get_tensor("weights") if "weights" in names else None
+                mapping = tensors.get_tensor("mapping") if "mapping" in names else None
+            tokenizer_json = layout.tokenizer.read_text("utf-8")
+        except Exception as exc:  # JSON, safetensors and OS errors all mean "not loadable"
+            raise EmbedderError(
+                f"{path} is not a model2vec directory (expected config.json, "
+                f"model.safetensors and tokenizer.json): {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(config, dict):
+            raise EmbedderError(f"{layout.config}: expected a JSON object, got {config!r:.60}")
+        return cls.from_arrays(stored, tokenizer_json, config, weights, mapping)
+
+    @classmethod
+    def from_model2vec(cls, model: StaticModel) -> TokenTable:
+        """The table of a model2vec ``StaticModel`` already in memory (e.g. from the hub)."""
+        config = {**model.config, "max_length": model.max_length}
+        return cls.from_arrays(
+            model.embedding, model.tokenizer.to_str(), config, model.weights, model.token_mapping
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        stored: np.ndarray,
+        tokenizer_json: str,
+        config: Mapping[str, Any],
+        weights: np.ndarray | None = None,
+        token_mapping: np.ndarray | None = None,
+    ) -> TokenTable:
+        """The table for arrays as stored; float32 vectors are made once, here."""
+        vectors = np.asarray(stored, dtype=np.float32)
+        exact = np.can_cast(stored.dtype, np.float32, casting="safe")
+        return cls(
+            vectors=vectors,
+            stored_dtype=stored.dtype,
+            tokenizer_json=tokenizer_json,
+            config=dict(config),
+            weights=weights,
+            token_mapping=token_mapping,
+            lossy_original=None if exact else stored,
+        )
 
 
 class StaticEmbedder:
@@ -64,21 +190,31 @@ class StaticEmbedder:
     lacks) gets the zero vector, whose cosine with anything is 0.
     """
 
-    def __init__(self, model: StaticModel, *, spec: str, batch_size: int = 256) -> None:
-        self.model = model
+    def __init__(self, table: TokenTable, *, spec: str, batch_size: int = 256) -> None:
+        self.table = table
         self.spec = spec
         self.batch_size = batch_size
-        self.dim = int(model.dim)
-        # Kept as stored (float16) for save(); float32 for encoding: numpy's float16
-        # arithmetic is emulated and ~1.5x slower, and float32 sums are exact enough.
-        self._stored = model.embedding
-        self._vectors = np.asarray(model.embedding, dtype=np.float32)
+        self.dim = int(table.vectors.shape[1])
+        self._vectors = table.vectors
+        self._max_length = table.max_length
         # Our own tokenizers, configured once and never changed afterwards: model2vec's
         # encode() re-sets truncation on every call, which fails ("Already borrowed")
         # when a server encodes from several threads at once.
-        config = json.loads(model.tokenizer.to_str())
-        self._tokenizer = _tokenizer(config, model.max_length)
-        self._plain_tokenizer = _plain_text_variant(config, model.max_length)
+        self._tokenizer = _tokenizer(table.tokenizer_json, self._max_length)
+        self._plain_tokenizer = _plain_text_variant(
+            table.tokenizer_json, self._tokenizer, self._max_length
+        )
+        self._splits_at_spaces = _splits_at_spaces(self._tokenizer)
+        self.tokens = _tokens_by_id(self._tokenizer)
+        if table.token_mapping is None and len(self.tokens) != len(self._vectors):
+            raise EmbedderError(
+                f"{spec}: {len(self.tokens)} tokens but {len(self._vectors)} vectors; "
+                "the model files do not belong together"
+            )
+        self._unk_token_id = _unk_token_id(self._tokenizer)
+        # model2vec's cheap pre-cut of very long texts, in characters
+        median = int(np.median([len(token) for token in self.tokens]))
+        self._cut = None if self._max_length is None else self._max_length * median
 
     def __repr__(self) -> str:
         return f"StaticEmbedder(spec={self.spec!r}, dim={self.dim})"
@@ -96,7 +232,7 @@ class StaticEmbedder:
         """The ``static`` embedder: load the distilled MiniLM, distilling it first if absent.
 
         Distilling runs once per cache root (~20 s on 2 cores) and needs the
-        ``train`` extra; afterwards loading needs only numpy and tokenizers.
+        ``train`` extra; afterwards loading needs only numpy, safetensors and tokenizers.
         """
         target = default_static_dir(cache_dir, pca_dims=pca_dims)
         if not (target / MARKER).is_file():
@@ -109,24 +245,18 @@ class StaticEmbedder:
     ) -> StaticEmbedder:
         """Load a local model2vec directory, or a model2vec model from the Hugging Face hub.
 
-        A directory written by ``save`` keeps the spec it was saved under; any
-        other directory gets ``static:<absolute dir>``, a hub model ``static:<name>``.
+        A local directory is read directly (``TokenTable.read``: safetensors and
+        tokenizers, no model2vec); only a hub name needs model2vec. A directory
+        written by ``save`` keeps the spec it was saved under; any other directory
+        gets ``static:<absolute dir>``, a hub model ``static:<name>``.
         """
-        from model2vec import StaticModel
-
         raw = os.fspath(path_or_name)
         path = Path(raw).expanduser()
         if path.is_dir():
-            try:
-                model = StaticModel.from_pretrained(path, normalize=True)
-            except Exception as exc:  # model2vec raises ValueError/OSError/safetensors errors
-                raise EmbedderError(
-                    f"{path} is not a model2vec directory (expected config.json, "
-                    f"model.safetensors and tokenizer.json): {exc}"
-                ) from exc
-            marker = path / MARKER
+            table = TokenTable.read(path)
+            marker = StaticLayout(path).marker
             spec = _read_marker(marker)["spec"] if marker.is_file() else f"static:{path.resolve()}"
-            return cls(model, spec=spec, batch_size=batch_size)
+            return cls(table, spec=spec, batch_size=batch_size)
         if path.exists():
             raise EmbedderError(f"static:{raw}: {path} is a file; expected a model2vec directory")
         if not _HUB_ID.match(raw):
@@ -135,6 +265,8 @@ class StaticEmbedder:
                 "directory (e.g. one written by StaticEmbedder.save) or a hub name like "
                 "'minishlab/potion-base-8M'"
             )
+        from model2vec import StaticModel
+
         try:
             model = StaticModel.from_pretrained(raw, normalize=True, force_download=False)
         except Exception as exc:  # huggingface_hub raises many kinds; all mean "not loadable"
@@ -143,21 +275,37 @@ class StaticEmbedder:
                 f"model?): {type(exc).__name__}: {_first_line(exc)}. It is not a local "
                 "directory either: pass a local model2vec directory as 'static:<dir>'"
             ) from exc
-        return cls(model, spec=f"static:{raw}", batch_size=batch_size)
+        return cls.from_model2vec(model, spec=f"static:{raw}", batch_size=batch_size)
+
+    @classmethod
+    def from_model2vec(
+        cls, model: StaticModel, *, spec: str, batch_size: int = 256
+    ) -> StaticEmbedder:
+        """Wrap a model2vec ``StaticModel`` in memory, naming its vectors ``spec``."""
+        return cls(TokenTable.from_model2vec(model), spec=spec, batch_size=batch_size)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model (as stored, float16) and its spec into ``path``; return it.
+        """Write the model as a model2vec directory (vectors as stored) and its spec; return it.
 
         ``StaticEmbedder.from_pretrained(path)`` then gives the same vectors under
-        the same spec, with neither torch nor a network.
+        the same spec, with neither torch nor a network; model2vec reads it too.
         """
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        stored = copy.copy(self.model)
-        stored.embedding = self._stored
-        stored.save_pretrained(path)
-        _write_marker(path, spec=self.spec, dim=self.dim, fingerprint=self.fingerprint)
-        return path
+        from safetensors.numpy import save_file
+
+        layout = StaticLayout(Path(path))
+        layout.root.mkdir(parents=True, exist_ok=True)
+        table = self.table
+        arrays = {"embeddings": table.stored}
+        if table.weights is not None:
+            arrays["weights"] = table.weights
+        if table.token_mapping is not None:
+            arrays["mapping"] = table.token_mapping
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(layout.weights))
+        layout.tokenizer.write_text(table.tokenizer_json, "utf-8")
+        config = {**table.config, "embedding_dtype": np.dtype(table.stored_dtype).name}
+        layout.config.write_text(json.dumps(config, indent=4), "utf-8")
+        _write_marker(layout.root, spec=self.spec, dim=self.dim, fingerprint=self.fingerprint)
+        return layout.root
 
     # -- use --------------------------------------------------------------------
 
@@ -167,14 +315,16 @@ class StaticEmbedder:
 
         NOTE: hashes the token list, not the tokenizer JSON, so upgrading the
         ``tokenizers`` package (which may re-serialise it) keeps the fingerprint.
+        The arrays are hashed in place (their buffers), not copied.
         """
+        stored = np.ascontiguousarray(self.table.stored)
         h = hashlib.sha256()
-        h.update(f"{self._stored.dtype}{self._stored.shape}".encode())
-        h.update(np.ascontiguousarray(self._stored).tobytes())
-        h.update("\n".join(self.model.tokens).encode("utf-8", "surrogatepass"))
-        for extra in (self.model.weights, self.model.token_mapping):
+        h.update(f"{stored.dtype}{stored.shape}".encode())
+        h.update(stored.data.cast("B"))
+        h.update("\n".join(self.tokens).encode("utf-8", "surrogatepass"))
+        for extra in (self.table.weights, self.table.token_mapping):
             if extra is not None:
-                h.update(np.ascontiguousarray(extra).tobytes())
+                h.update(np.ascontiguousarray(extra).data.cast("B"))
         return h.hexdigest()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -191,7 +341,47 @@ class StaticEmbedder:
         return l2_normalise(out)
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        """Token ids per text; plain ASCII texts go through the lean tokenizer, if any."""
+        """The ids model2vec's encode sums per text: those of the text cut to ``_cut``
+        characters, truncated to ``max_length`` tokens.
+
+        Only the first ``max_length`` tokens count, so a long text is tokenised a
+        piece at a time, each piece ending before a space, until that many are in:
+        a tokenizer that splits words at spaces (``_splits_at_spaces``) gives a
+        text's tokens as its pieces' tokens one after another. A piece is sized
+        from the characters per token seen so far; the first is
+        ``2 * max_length`` characters, so texts below that are one call as before.
+        """
+        if self._cut is not None:
+            texts = [t[: self._cut] for t in texts]
+        limit = self._max_length
+        if limit is None or not self._splits_at_spaces:
+            return self._encode(texts)
+        ids: list[list[int]] = [[] for _ in texts]
+        done = [0] * len(texts)  # characters tokenised so far
+        size = [2 * limit] * len(texts)  # characters in the next piece
+        todo = list(range(len(texts)))
+        while todo:
+            pieces = []
+            for i in todo:
+                end = _piece_end(texts[i], done[i], size[i])
+                pieces.append(texts[i][done[i] : end])
+                done[i] = end
+            for i, piece_ids in zip(todo, self._encode(pieces), strict=True):
+                ids[i] += piece_ids
+            todo = [i for i in todo if len(ids[i]) < limit and done[i] < len(texts[i])]
+            for i in todo:
+                per_token = done[i] / max(len(ids[i]), 1)
+                size[i] = max(64, int((limit - len(ids[i])) * per_token * 1.2))
+        return [row[:limit] for row in ids]
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text; plain ASCII texts go through the lean tokenizer, if any.
+
+        NOTE: tried and dropped, measured on the 60 longest Arena-Hard and AlpacaEval
+        prompts: sending only the stretches around non-ASCII characters to the full
+        tokenizer (10% slower: more, smaller calls), and a per-word cache of ids (a
+        new prompt's rare words miss: p99 0.87 ms against 0.77).
+        """
         if self._plain_tokenizer is None:
             groups = [(self._tokenizer, list(range(len(texts))))]
         else:
@@ -211,21 +401,18 @@ class StaticEmbedder:
         return ids
 
     def _mean_vectors(self, texts: list[str]) -> np.ndarray:
-        model = self.model
-        if model.max_length is not None:  # model2vec's cheap pre-cut of very long texts
-            cut = model.max_length * model.median_token_length
-            texts = [t[:cut] for t in texts]
+        table = self.table
         ids = self._token_ids(texts)
         n = len(ids)
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
         flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-        if model.unk_token_id is not None:  # word-level vocabularies emit [UNK]: skip it
-            keep = flat != model.unk_token_id
+        if self._unk_token_id is not None:  # word-level vocabularies emit [UNK]: skip it
+            keep = flat != self._unk_token_id
             if not keep.all():
                 owner = np.repeat(np.arange(n), lengths)
                 flat, lengths = flat[keep], np.bincount(owner[keep], minlength=n)
-        columns = flat if model.token_mapping is None else model.token_mapping[flat]
-        if n == 1 and model.weights is None:
+        columns = flat if table.token_mapping is None else table.token_mapping[flat]
+        if n == 1 and table.weights is None:
             # One text (a server's request): the rows summed in token order, the very
             # bits the sparse product below gives, without its ~80 µs of set-up.
             total = np.add.reduce(self._vectors[columns], axis=0, keepdims=True)
@@ -234,7 +421,7 @@ class StaticEmbedder:
         # ~10x faster than gathering a (tokens x dim) matrix and reducing it.
         from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
 
-        counts = np.ones(len(flat), np.float32) if model.weights is None else model.weights[flat]
+        counts = np.ones(len(flat), np.float32) if table.weights is None else table.weights[flat]
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
         bag = csr_matrix(
@@ -248,10 +435,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 """ASCII control characters that BERT's text cleaning drops (tab and newlines it keeps)."""
 
 
-def _tokenizer(config: dict[str, Any], max_length: int | None) -> Tokenizer:
+def _tokenizer(tokenizer_json: str, max_length: int | None) -> Tokenizer:
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_str(json.dumps(config))
+    tokenizer = Tokenizer.from_str(tokenizer_json)
     tokenizer.no_padding()
     if max_length is None:
         tokenizer.no_truncation()
@@ -260,7 +447,9 @@ def _tokenizer(config: dict[str, Any], max_length: int | None) -> Tokenizer:
     return tokenizer
 
 
-def _plain_text_variant(config: dict[str, Any], max_length: int | None) -> Tokenizer | None:
+def _plain_text_variant(
+    tokenizer_json: str, full: Tokenizer, max_length: int | None
+) -> Tokenizer | None:
     """The tokenizer without BERT's Unicode normalisation, for ASCII text without controls.
 
     On such text BertNormalizer's accent stripping, CJK spacing and cleaning
@@ -269,12 +458,63 @@ def _plain_text_variant(config: dict[str, Any], max_length: int | None) -> Token
     ids (checked on every shipped plain prompt, tests/embed/test_static.py).
     None for other normalisers, whose equivalences are not known.
     """
-    normalizer = config.get("normalizer") or {}
-    if normalizer.get("type") != "BertNormalizer":
+    from tokenizers import normalizers
+
+    if not isinstance(full.normalizer, normalizers.BertNormalizer):
         return None
-    lowercase = normalizer.get("lowercase", True)
-    lean = {**config, "normalizer": {"type": "Lowercase"} if lowercase else None}
-    return _tokenizer(lean, max_length)
+    lean = _tokenizer(tokenizer_json, max_length)
+    lean.normalizer = normalizers.Lowercase() if full.normalizer.lowercase else None
+    return lean
+
+
+def _splits_at_spaces(tokenizer: Tokenizer) -> bool:
+    """Whether a text's tokens are its space-separated pieces' tokens one after another.
+
+    True when words are split at whitespace before the model sees them (BERT's
+    pre-tokenizer, or whitespace splitting), the normaliser works character by
+    character (BERT's, lowercasing, none), and no added token holds a space.
+    """
+    from tokenizers import normalizers, pre_tokenizers
+
+    splitting = (
+        pre_tokenizers.BertPreTokenizer,
+        pre_tokenizers.Whitespace,
+        pre_tokenizers.WhitespaceSplit,
+    )
+    per_character = (normalizers.BertNormalizer, normalizers.Lowercase)
+    normalizer = tokenizer.normalizer
+    added = tokenizer.get_added_tokens_decoder().values()
+    return (
+        isinstance(tokenizer.pre_tokenizer, splitting)
+        and (normalizer is None or isinstance(normalizer, per_character))
+        and not any(any(c.isspace() for c in token.content) for token in added)
+    )
+
+
+def _piece_end(text: str, start: int, size: int) -> int:
+    """Where a piece of ``text`` from ``start`` of about ``size`` characters ends: before a
+    space (so the next piece starts with it), or at the end of the text."""
+    end = start + size
+    if end >= len(text):
+        return len(text)
+    space = text.rfind(" ", start + 1, end)
+    if space == -1:  # one word longer than the piece: end after it
+        space = text.find(" ", end)
+    return len(text) if space == -1 else space
+
+
+def _tokens_by_id(tokenizer: Tokenizer) -> tuple[str, ...]:
+    """The vocabulary in id order, as model2vec lists it (``StaticModel.tokens``)."""
+    vocab = tokenizer.get_vocab()
+    return tuple(sorted(vocab, key=vocab.__getitem__))
+
+
+def _unk_token_id(tokenizer: Tokenizer) -> int | None:
+    """The id of the unknown token, found the way model2vec finds it."""
+    model = tokenizer.model
+    if hasattr(model, "unk_token"):  # WordPiece, BPE, WordLevel
+        return None if model.unk_token is None else tokenizer.token_to_id(model.unk_token)
+    return json.loads(tokenizer.to_str())["model"].get("unk_id")  # Unigram
 
 
 # -- distillation (train extra) -------------------------------------------------

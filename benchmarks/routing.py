@@ -9,8 +9,8 @@ in a fresh ``python`` process that starts with ``sys.modules['torch'] = None``,
 so serving has the imports and memory a server would, and any ``import torch``
 fails the row. Per kind:
 
-- train s: the ``fit_seconds`` the artifact records (``router.json``,
-  ``training_data``); saving and calibrating are not in it
+- train s: the ``training_data.fit_seconds`` the artifact records; saving and
+  calibrating are not in it
 - artifact MB: the artifact directory on disk, and the part that is the bundled
   ``embedder/``
 - load s: importing prefroute, ``Router.load`` and routing one prompt: what a
@@ -51,6 +51,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from prefroute.data import shipped
 from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.recipe import TrainingSet, training_set
+from prefroute.routers.artifact import read_config
 from prefroute.routers.registry import KINDS, router_class
 from prefroute.training import describe, train_router
 
@@ -183,13 +184,13 @@ def serve(artifact: Path, prompts_file: Path, batch_size: int) -> dict:
 
 
 def measure(kind: str, artifact: Path, prompts_file: Path, batch_size: int, n_batch: int) -> Row:
-    config = json.loads((artifact / "router.json").read_text("utf-8"))
+    training = read_config(artifact).training_data
     report = serve(artifact, prompts_file, batch_size)
     ms = np.asarray(report["times"]) * 1e3
     embedder = artifact / "embedder"
     return Row(
         kind=kind,
-        train_s=float(config["training_data"]["fit_seconds"]),
+        train_s=float(training.fit_seconds or 0.0) if training else 0.0,
         artifact_mb=size_mb(artifact),
         embedder_mb=size_mb(embedder) if embedder.exists() else 0.0,
         load_s=report["load_s"],

@@ -156,7 +156,8 @@ def test_missing_data_dir_says_where_to_put_the_data(tmp_path: Path) -> None:
 def test_train_saves_a_calibrated_artifact(random_artifact: Path) -> None:
     config = json.loads((random_artifact / "router.json").read_text())
     assert config["kind"] == "random"
-    assert len(config["training_data"]["mmlu_gold_slice"]) == 1500
+    assert len(config["training_data"]["gold_slice_ids"]) == 1500
+    assert config["training_data"]["turns"] == "first"  # what serving will follow
     assert config["calibration"]["n_prompts"] > 1000
     assert set(config["calibration"]["thresholds"]) == {str(p) for p in range(101)}
 

@@ -64,13 +64,15 @@ def share_for_budget(budget: float, strong_cost: float, weak_cost: float) -> flo
     return float(min(1.0, (budget - weak_cost) / (strong_cost - weak_cost)))
 
 
-def calibration_table(scores: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """Threshold for every whole-percent strong share, 0 to 100, keyed "0".."100".
+def calibration_table(scores: Sequence[float] | np.ndarray) -> tuple[float, ...]:
+    """Threshold for every whole-percent strong share, 0 to 100 (the index is the percent).
 
-    Stored in the artifact, it serves ``router-<kind>@<share>%`` without
-    re-scoring the calibration prompts.
+    Stored in the artifact (``Calibration.thresholds``), it serves
+    ``router-<kind>@<share>%`` without re-scoring the calibration prompts.
     """
-    return {str(p): threshold_for_share(scores, p / 100) for p in range(101)}
+    from prefroute.routers.artifact import SHARES
+
+    return tuple(threshold_for_share(scores, p / 100) for p in range(SHARES))
 
 
 def calibrate_artifact(
@@ -87,6 +89,7 @@ def calibrate_artifact(
     from prefroute.data import shipped
     from prefroute.data.location import data_dir as resolve_data_dir
     from prefroute.data.readers import read_prompts
+    from prefroute.routers.artifact import Calibration, update_config
     from prefroute.routers.base import Router
 
     router = Router.load(artifact)
@@ -97,11 +100,9 @@ def calibrate_artifact(
         texts = read_prompts(prompts)[1]
         described = str(prompts)
     scores = router.strong_win_rate(texts)
-    calibration = {
-        "prompts": described,
-        "n_prompts": len(texts),
-        "thresholds": calibration_table(scores),
-    }
-    Router.update_config(artifact, calibration=calibration)
+    calibration = Calibration(
+        thresholds=calibration_table(scores), prompts=described, n_prompts=len(texts)
+    )
+    update_config(artifact, calibration=calibration)
     router.calibration_ = calibration
     return router, scores

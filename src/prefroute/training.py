@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from prefroute.calibrate import calibrate_artifact
-from prefroute.data.recipe import TrainingSet, training_set
+from prefroute.data.recipe import DEFAULT_SOURCE_WEIGHTS, TrainingSet, training_set
+from prefroute.data.schema import Turns
 from prefroute.errors import InvalidParameterError
+from prefroute.routers.artifact import TrainingData
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 from prefroute.routers.registry import router_class
 
@@ -30,6 +32,8 @@ def train_router(
     data_dir: str | Path | None = None,
     battle_files: Sequence[str | Path] = (),
     skip_bad: bool = False,
+    turns: Turns = "first",
+    source_weights: Mapping[str, float] | None = None,
     strong_model: str = DEFAULT_STRONG,
     weak_model: str = DEFAULT_WEAK,
     embedder: str | None = None,
@@ -41,9 +45,12 @@ def train_router(
 ) -> Path:
     """Train, save and calibrate one router; returns the artifact directory.
 
-    ``params`` are extra constructor hyper-parameters of the kind; ``data``
-    reuses a training set already collected (the quickstart trains several
-    routers from one).
+    ``turns`` is the policy conversations are read with (``training_set``); the
+    artifact records it, and serving scores requests the same way.
+    ``source_weights`` weighs label sources as in ``training_set``. ``params``
+    are extra constructor hyper-parameters of the kind; ``data`` reuses a
+    training set already collected (the quickstart trains several routers from
+    one), built with ``turns`` and ``source_weights``.
     """
     console = console or Console(stderr=True)
     router_cls = router_class(kind)
@@ -67,6 +74,8 @@ def train_router(
                 data_dir,
                 battle_files=battle_files,
                 skip_bad=skip_bad,
+                turns=turns,
+                source_weights=source_weights,
                 strong_model=strong_model,
                 weak_model=weak_model,
                 mmlu_gold_slice=mmlu_gold_slice,
@@ -77,19 +86,17 @@ def train_router(
     router.fit(data.battles)
     seconds = time.perf_counter() - started
     console.print(f"fitted {kind} in {seconds:.1f} s")
-    decontam = data.collected.decontamination
-    router.save(
-        out,
-        extra={
-            "training_data": {
-                "fingerprint": data.fingerprint,
-                "battles": len(data.battles),
-                "decontaminated": decontam.removed,
-                "mmlu_gold_slice": list(data.gold_slice_ids),
-                "fit_seconds": round(seconds, 2),
-            }
-        },
+    router.training_data_ = TrainingData(
+        fingerprint=data.fingerprint,
+        rows=len(data.battles),
+        prompts=data.battles.frame["prompt"].n_unique(),
+        turns=turns,
+        gold_slice_ids=data.gold_slice_ids,
+        source_weights=DEFAULT_SOURCE_WEIGHTS | dict(source_weights or {}),
+        decontaminated=data.collected.decontamination.removed,
+        fit_seconds=round(seconds, 2),
     )
+    router.save(out)
     with console.status("calibrating on real Arena prompts"):
         calibrate_artifact(out, data_dir=data_dir)
     return Path(out)

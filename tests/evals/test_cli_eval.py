@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from prefroute.cli import app
 from prefroute.data.schema import Battles
+from prefroute.routers.artifact import TrainingData
 from prefroute.routers.random import RandomRouter
 
 runner = CliRunner()
@@ -25,8 +26,8 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     paths = []
     for name, seed in (("rand-a", 1), ("rand-b", 2)):
         router = RandomRouter(random_state=seed).fit(Battles.empty())
-        extra = {"training_data": {"mmlu_gold_slice": ["mmlu/abstract_algebra/0"]}}
-        paths.append(str(router.save(root / name, extra=extra)))
+        router.training_data_ = TrainingData(gold_slice_ids=("mmlu/abstract_algebra/0",))
+        paths.append(str(router.save(root / name)))
     return paths
 
 

@@ -14,6 +14,7 @@ from prefroute.errors import EvalError
 from prefroute.evals.benchmarks import EvalSet
 from prefroute.evals.evaluate import evaluate, evaluate_artifacts, for_pair, load_artifacts
 from prefroute.evals.metrics import curve
+from prefroute.routers.artifact import TrainingData
 from prefroute.routers.random import RandomRouter
 
 
@@ -79,7 +80,8 @@ def test_to_dict_is_json_with_every_metric(tmp_path: Path) -> None:
 
 def _artifact(path: Path, seed: int, trained: Sequence[str] = ()) -> Path:
     router = RandomRouter(random_state=seed).fit(Battles.empty())
-    return router.save(path, extra={"training_data": {"mmlu_gold_slice": list(trained)}})
+    router.training_data_ = TrainingData(gold_slice_ids=tuple(trained))
+    return router.save(path)
 
 
 def test_artifacts_are_labelled_and_their_trained_ids_pooled(tmp_path: Path) -> None:

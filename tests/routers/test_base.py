@@ -1,8 +1,10 @@
-"""The router contract, checked on the random baseline: route, save, load, refuse."""
+"""The router contract, checked on the random baseline: route, save, load, refuse; the typed
+artifact config, old formats, declared parameters and the light import paths."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +14,24 @@ import pytest
 
 from prefroute.data.schema import Battles
 from prefroute.errors import ArtifactError, NotFittedError
-from prefroute.routers.base import FORMAT_VERSION, Router
+from prefroute.routers.artifact import (
+    FORMAT_VERSION,
+    Calibration,
+    Models,
+    TrainingData,
+    read_config,
+    update_config,
+)
+from prefroute.routers.base import Router
+from prefroute.routers.params import Interval, Options, check_params
 from prefroute.routers.random import RandomRouter
 from prefroute.routers.registry import router_class
 
 PROMPTS = ["What is 2 + 2?", "Prove the Riemann hypothesis.", "Write a haiku about rain."] * 50
+FORMAT_1 = Path(__file__).parent / "format1" / "random"
+"""A calibrated random artifact as prefroute main (format 1, commit 517947b) wrote it:
+``Router.save(extra=...)`` with the ``training_data`` and ``calibration`` that
+``prefroute train`` recorded."""
 
 
 def test_random_scores_are_uniform_deterministic_and_route_by_threshold() -> None:
@@ -39,29 +54,96 @@ def test_unfitted_router_refuses() -> None:
         RandomRouter().strong_win_rate(["x"])
 
 
-def test_save_load_round_trip(tmp_path: Path) -> None:
+def test_save_load_round_trip_keeps_calibration_and_training_data(tmp_path: Path) -> None:
     router = RandomRouter(random_state=7, strong_model="big", weak_model="small").fit(
         Battles.empty()
     )
+    thresholds = tuple(1.0 - p / 100 for p in range(101))
+    router.calibration_ = Calibration(thresholds, prompts="my prompts", n_prompts=3)
+    router.training_data_ = TrainingData(rows=12, turns="all", gold_slice_ids=("mmlu/x/1",))
     router.save(tmp_path / "art")
     loaded = Router.load(tmp_path / "art")
     assert isinstance(loaded, RandomRouter)
     assert loaded.get_params() == router.get_params()
     np.testing.assert_array_equal(loaded.strong_win_rate(PROMPTS), router.strong_win_rate(PROMPTS))
+    assert loaded.calibration_ == router.calibration_
+    assert loaded.threshold_for_share(0.3) == pytest.approx(0.7)
+    assert loaded.training_data_ == router.training_data_
+    config = read_config(tmp_path / "art")
+    assert (config.format_version, config.kind) == (FORMAT_VERSION, "random")
+    assert config.models == Models(strong="big", weak="small")
+    # Saved again from the loaded router: the same file, nothing lost on the way.
+    loaded.save(tmp_path / "again")
+    assert (tmp_path / "again" / "router.json").read_text() == (
+        tmp_path / "art" / "router.json"
+    ).read_text()
 
 
-def test_load_refuses_other_format_version_and_non_artifacts(tmp_path: Path) -> None:
+def test_refitting_or_retargeting_drops_a_calibration_of_other_scores(tmp_path: Path) -> None:
+    router = RandomRouter().fit(Battles.empty())
+    router.calibration_ = Calibration(tuple(0.5 for _ in range(101)))
+    router.training_data_ = TrainingData(rows=1)
+    assert not hasattr(router.retarget("a", "b"), "calibration_")
+    router.fit(Battles.empty())
+    assert not hasattr(router, "calibration_") and not hasattr(router, "training_data_")
+    with pytest.raises(ArtifactError, match="no calibration"):
+        router.threshold_for_share(0.5)
+
+
+def test_format_1_artifacts_load_as_the_typed_config(tmp_path: Path) -> None:
+    config = read_config(FORMAT_1)
+    raw = json.loads((FORMAT_1 / "router.json").read_text())
+    assert raw["format_version"] == 1 and config.format_version == FORMAT_VERSION
+    assert config.models == Models("gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1")
+    assert config.training_data is not None and config.calibration is not None
+    assert config.training_data.rows == raw["training_data"]["battles"]
+    assert config.training_data.gold_slice_ids == tuple(raw["training_data"]["mmlu_gold_slice"])
+    assert dict(config.training_data.decontaminated) == raw["training_data"]["decontaminated"]
+    assert config.training_data.turns is None  # format 1 never recorded it
+    table = raw["calibration"]["thresholds"]
+    assert config.calibration.thresholds == tuple(table[str(p)] for p in range(101))
+    router = Router.load(FORMAT_1)
+    expected = RandomRouter(random_state=3).fit(Battles.empty())
+    np.testing.assert_array_equal(
+        router.strong_win_rate(PROMPTS), expected.strong_win_rate(PROMPTS)
+    )
+    assert router.threshold_for_share(0.25) == table["25"]
+    # Rewritten by any update as the current format, keeping every field.
+    copy = shutil.copytree(FORMAT_1, tmp_path / "old")
+    updated = update_config(copy, calibration=None)
+    assert json.loads((copy / "router.json").read_text())["format_version"] == FORMAT_VERSION
+    assert read_config(copy) == updated and updated.training_data == config.training_data
+
+
+def test_load_refuses_other_format_versions_and_non_artifacts(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="no router.json"):
         Router.load(tmp_path)
     path = RandomRouter().fit(Battles.empty()).save(tmp_path / "art")
     config = json.loads((path / "router.json").read_text())
     config["format_version"] = FORMAT_VERSION + 1
     (path / "router.json").write_text(json.dumps(config))
-    with pytest.raises(ArtifactError, match="format version"):
+    with pytest.raises(ArtifactError, match=r"format version 3.*prefroute train KIND --out"):
         Router.load(path)
     (path / "router.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         Router.load(path)
+
+
+def test_damaged_fields_are_named(tmp_path: Path) -> None:
+    path = RandomRouter().fit(Battles.empty()).save(tmp_path / "art")
+    good = json.loads((path / "router.json").read_text())
+    cases = [
+        ({"training_data": {"turns": "middle"}}, r"'training_data.turns': expected one of"),
+        ({"training_data": {"rows": "many"}}, r"'training_data.rows': expected an int"),
+        ({"calibration": {"thresholds": {"0": 0.5}}}, r"'calibration.thresholds'"),
+        ({"models": {"strong": "x", "weak": "y"}}, r"disagree with its params"),
+        ({"params": {**good["params"], "depth": 3}}, r"sets \['depth'\], which RandomRouter"),
+        ({"extras": 1}, r"unknown field\(s\) extras"),
+    ]
+    for change, message in cases:
+        (path / "router.json").write_text(json.dumps({**good, **change}))
+        with pytest.raises(ArtifactError, match=message):
+            Router.load(path)
 
 
 def test_unknown_kind_lists_the_known_ones() -> None:
@@ -69,14 +151,51 @@ def test_unknown_kind_lists_the_known_ones() -> None:
         router_class("nope")
 
 
-def test_loading_needs_no_torch(tmp_path: Path) -> None:
-    """A process where importing torch fails still loads and routes an artifact."""
-    path = RandomRouter().fit(Battles.empty()).save(tmp_path / "art")
-    code = (
-        "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now raises
-        "from prefroute.routers.base import Router\n"
-        f"r = Router.load({str(path)!r})\n"
-        "print(r.route(['hello'], 0.5)[0])\n"
+def test_declared_parameters_are_checked_at_fit_with_one_message() -> None:
+    with pytest.raises(
+        ValueError, match=r"^RandomRouter: parameter 'random_state' must be an int or None, got"
+    ):
+        RandomRouter(random_state="seven").fit(Battles.empty())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="parameter 'strong_model' must be a str, got 3"):
+        RandomRouter(strong_model=3).fit(Battles.empty())  # type: ignore[arg-type]
+    table = {
+        "n": [Interval(int, 1, None)],
+        "p": [Interval(float, 0, 1, closed="neither")],
+        "how": [Options("a", "b")],
+    }
+    check_params("X", {"n": 2, "p": 0.5, "how": "a"}, table)
+    for params, message in [
+        ({"n": 0, "p": 0.5, "how": "a"}, "X: parameter 'n' must be an int >= 1, got 0"),
+        ({"n": True, "p": 0.5, "how": "a"}, "parameter 'n' must be an int >= 1, got True"),
+        ({"n": 1, "p": 1.0, "how": "a"}, r"'p' must be a number in \(0, 1\), got 1.0"),
+        ({"n": 1, "p": float("nan"), "how": "a"}, "'p' must be a number in"),
+        ({"n": 1, "p": 0.5, "how": "c"}, r"'how' must be one of \['a', 'b'\], got 'c'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_params("X", params, table)
+
+
+def test_repr_shows_the_parameters_that_differ_from_their_defaults() -> None:
+    assert repr(RandomRouter()) == "RandomRouter()"
+    assert repr(RandomRouter(random_state=5, weak_model="w")) == (
+        "RandomRouter(weak_model='w', random_state=5)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() in {"gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"}
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_the_routers_face_is_lazy() -> None:
+    """``prefroute.routers`` gives ``KINDS`` and ``load`` without importing numpy."""
+    out = _run(
+        "import sys\n"
+        "from prefroute.routers import KINDS, load\n"
+        "import prefroute\n"
+        "assert 'mf' in KINDS and callable(prefroute.load)\n"
+        "print(sys.modules.get('numpy') is not None)\n"
+        "from prefroute.routers import Router, MFRouter\n"
+        "print(Router.__module__, MFRouter.kind, prefroute.Router is Router)\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "prefroute.routers.base", "mf", "True"]

@@ -8,6 +8,7 @@ kind must land on their side of 0.5.
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -17,12 +18,13 @@ import numpy as np
 import polars as pl
 import pytest
 from scipy.special import expit
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from prefroute.data.schema import Battles
 from prefroute.data.tiers import BradleyTerry
 from prefroute.errors import NotFittedError
 from prefroute.routers.base import Router
-from prefroute.routers.sw_ranking import SWRankingRouter
+from prefroute.routers.sw_ranking import SMALL_BATCH, SWRankingRouter, one_blas_thread
 
 S, W, M = "strong-model", "weak-model", "middle-model"
 N_HELD_OUT = 20
@@ -215,8 +217,57 @@ def test_unknown_models_are_refused_with_the_closest_names(
 def test_unfitted_and_bad_parameters_are_refused(battles: Battles) -> None:
     with pytest.raises(NotFittedError, match="fit"):
         SWRankingRouter().strong_win_rate(["x"])
-    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="^SWRankingRouter: parameter 'k' must be an int >= 1"):
         SWRankingRouter(k=0, strong_model=S, weak_model=W).fit(battles)
+    with pytest.raises(ValueError, match=r"'min_similarity' must be a number in \[-1, 1\]"):
+        SWRankingRouter(min_similarity=2.0, strong_model=S, weak_model=W).fit(battles)
+
+
+def test_parameters_changed_after_fit_are_checked_when_scoring(router: SWRankingRouter) -> None:
+    changed = copy.copy(router)
+    changed.gamma = 0.5  # read when scoring, so it may be set after fit: checked there
+    with pytest.raises(ValueError, match="parameter 'gamma' must be a number >= 1, got 0.5"):
+        changed.strong_win_rate(["x"])
+
+
+def test_small_batches_score_on_one_blas_thread_and_restore_it(
+    router: SWRankingRouter, prompts: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One query keeps BLAS to one thread (both cores busy for a 3 ms query otherwise);
+    the process's own setting is back afterwards, and the scores are the same."""
+    seen: list[list[int]] = []
+    score = SWRankingRouter._score
+
+    def spy(self: SWRankingRouter, queries: np.ndarray, design: object) -> np.ndarray:
+        seen.append(blas_threads())
+        return score(self, queries, design)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SWRankingRouter, "_score", spy)
+    texts = held_out(prompts)[0][:SMALL_BATCH]
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a 2-core machine
+        before = blas_threads()
+        limited = np.concatenate([router.strong_win_rate([t]) for t in texts])
+        assert seen and all(threads == [1] * len(before) for threads in seen)
+        assert blas_threads() == before
+        seen.clear()
+        batch = router.strong_win_rate(texts)  # SMALL_BATCH queries: the default threads
+        assert seen == [before]
+    np.testing.assert_allclose(limited, batch, rtol=0, atol=1e-5)
+
+
+def test_concurrent_limits_restore_the_original_once() -> None:
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with one_blas_thread():
+            with one_blas_thread():  # a second thread scoring meanwhile
+                assert set(blas_threads()) == {1}
+            assert set(blas_threads()) == {1}  # the first block is still running
+        assert blas_threads() == before
+
+
+def blas_threads() -> list[int]:
+    """The thread count of every BLAS library loaded in this process."""
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
 
 def test_deterministic_whatever_the_row_order(

@@ -17,6 +17,7 @@ import pytest
 
 from prefroute.calibrate import calibration_table
 from prefroute.data.schema import Battles
+from prefroute.routers.artifact import Calibration
 from prefroute.routers.random import RandomRouter
 from prefroute.serve.app import create_app
 from prefroute.testing import FakeUpstream
@@ -45,7 +46,8 @@ def random_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     router = RandomRouter(strong_model=STRONG, weak_model=WEAK).fit(Battles.empty())
     scores = router.strong_win_rate([f"calibration prompt {i}" for i in range(2000)])
     path = tmp_path_factory.mktemp("routers") / "random"
-    return router.save(path, extra={"calibration": {"thresholds": calibration_table(scores)}})
+    router.calibration_ = Calibration(calibration_table(scores))
+    return router.save(path)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +79,8 @@ def mf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).fit(battles)  # fmt: skip
     scores = router.strong_win_rate(math + chat)
     path = tmp_path_factory.mktemp("routers") / "mf"
-    return router.save(path, extra={"calibration": {"thresholds": calibration_table(scores)}})
+    router.calibration_ = Calibration(calibration_table(scores))
+    return router.save(path)
 
 
 @pytest.fixture(scope="module")

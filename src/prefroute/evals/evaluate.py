@@ -194,9 +194,10 @@ def load_artifacts(dirs: Sequence[str | Path]) -> tuple[dict[str, Router], froze
     paths = [Path(d) for d in dirs]
     routers = [Router.load(p) for p in paths]
     trained: set[str] = set()
-    for path in paths:
-        slice_ids = Router.read_config(path).get("training_data", {}).get("mmlu_gold_slice", [])
-        trained.update(slice_ids)
+    for router in routers:
+        recorded = getattr(router, "training_data_", None)
+        if recorded is not None:
+            trained.update(recorded.gold_slice_ids)
     kinds = [r.kind for r in routers]
     labels = kinds if len(set(kinds)) == len(kinds) else _distinct_names(paths)
     return dict(zip(labels, routers, strict=True)), frozenset(trained)

@@ -1,16 +1,12 @@
-"""The router contract and its artifact on disk.
+"""The router contract.
 
 A router estimates, per prompt, the probability that the strong model's
 answer beats the weak model's; ``route`` compares that with a threshold.
 Shaped like a scikit-learn estimator: the constructor stores plain
-hyper-parameters, ``fit`` learns attributes ending in ``_``.
-
-An artifact is a directory::
-
-    router.json          format version, kind, params, models, embedder, data, calibration
-    weights.safetensors  the learned arrays (numpy in, numpy out: no torch to load)
-    embedder/            the static embedder, when the router uses one, so a copied
-                         artifact routes on a machine that never downloaded anything
+hyper-parameters, each class declares what they may be
+(``_parameter_constraints``, checked at the top of ``fit``), ``fit`` learns
+attributes ending in ``_``. ``save`` / ``load`` write and read the artifact
+directory described in ``prefroute.routers.artifact``.
 """
 
 from __future__ import annotations
@@ -18,45 +14,43 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
-import json
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
-from prefroute.data.schema import Battles
-from prefroute.embed import Embedder
 from prefroute.errors import (
     ArtifactError,
     InvalidParameterError,
     NotFittedError,
     UnknownModelError,
 )
+from prefroute.routers.artifact import (
+    ArtifactConfig,
+    Calibration,
+    EmbedderInfo,
+    Layout,
+    Models,
+    TrainingData,
+    package_version,
+    read_arrays,
+    read_config,
+    write_arrays,
+    write_config,
+)
+from prefroute.routers.params import Constraint, Interval, check_params
 
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from prefroute.data.schema import Battles
+    from prefroute.embed import Embedder
 
 
-@dataclass(frozen=True)
-class Layout:
-    """File names inside an artifact directory."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "router.json"
-
-    @property
-    def weights(self) -> Path:
-        return self.root / "weights.safetensors"
-
-    @property
-    def embedder(self) -> Path:
-        return self.root / "embedder"
+ParameterTable = Mapping[str, Sequence[Constraint | type | None]]
 
 
 class Router(ABC):
@@ -67,8 +61,18 @@ class Router(ABC):
     added_params: ClassVar[dict[str, Any]] = {}
     """Hyper-parameters added after artifacts of this kind were first saved, with
     the value that reproduces those older artifacts; ``load`` fills them in."""
-    calibration_: dict[str, Any]
+    _parameter_constraints: ClassVar[ParameterTable] = {
+        "strong_model": [str],
+        "weak_model": [str],
+        "random_state": [Interval(int, None, None), None],
+    }
+    """What each constructor parameter accepts; each class declares its own, on top of
+    its bases' (see ``prefroute.routers.params``)."""
+    calibration_: Calibration
     """Set by ``prefroute.calibrate`` (or ``load``): absent until calibrated."""
+    training_data_: TrainingData
+    """Where the training data came from, set by ``prefroute train`` (or ``load``);
+    saved with the router so a copied artifact still says what it was trained on."""
 
     def __init__(
         self,
@@ -82,16 +86,46 @@ class Router(ABC):
         self.random_state = random_state
 
     # ------------------------------------------------------------ estimator API
+    @classmethod
+    def _param_defaults(cls) -> dict[str, Any]:
+        """Constructor parameters and their defaults, read from the signatures (MRO order)."""
+        return dict(_signature_defaults(cls))
+
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments, read back from the signature (as scikit-learn does)."""
-        names = [
-            p.name
-            for cls in type(self).__mro__
-            if "__init__" in vars(cls)
-            for p in inspect.signature(vars(cls)["__init__"]).parameters.values()
-            if p.kind == p.KEYWORD_ONLY
+        return {name: getattr(self, name) for name in self._param_defaults()}
+
+    def __repr__(self) -> str:
+        """``MFRouter(dim=64)``: the parameters that differ from their defaults, as scikit-learn."""
+        defaults = self._param_defaults()
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if not _same(value, defaults[name])
         ]
-        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    @classmethod
+    def _constraints(cls) -> dict[str, Sequence[Constraint | type | None]]:
+        """Every declared constraint, the class's own over its bases'."""
+        table: dict[str, Sequence[Constraint | type | None]] = {}
+        for klass in reversed(cls.__mro__):
+            table.update(vars(klass).get("_parameter_constraints", {}))
+        return table
+
+    def _validate_params(self) -> None:
+        """Refuse a hyper-parameter outside its declared constraints, naming it.
+
+        ``ValueError``: ``MFRouter: parameter 'dim' must be an int >= 1, got 0``.
+        """
+        check_params(type(self).__name__, self.get_params(), self._constraints())
+
+    def _begin_fit(self) -> None:
+        """The start of every ``fit``: check the parameters, then forget the calibration
+        and training-data record of an earlier fit or load, which describe other scores."""
+        self._validate_params()
+        for name in ("calibration_", "training_data_"):
+            self.__dict__.pop(name, None)
 
     @abstractmethod
     def fit(self, battles: Battles) -> Router:
@@ -110,13 +144,16 @@ class Router(ABC):
         """A copy routing between another pair of models seen in training; no refit.
 
         The copy shares the learned arrays and saves as an artifact for the new
-        pair. Routers that learn per-model parameters (``models_``) check the pair.
+        pair, without the calibration (its thresholds were measured on the old
+        pair's scores). Routers that learn per-model parameters (``models_``) check
+        the pair.
         """
         self.check_is_fitted()
         if hasattr(self, "models_"):
             check_pair(strong_model, weak_model, self.models_)
         other = copy.copy(self)
         other.strong_model, other.weak_model = strong_model, weak_model
+        other.__dict__.pop("calibration_", None)
         return other
 
     def threshold_for_share(self, share: float) -> float:
@@ -125,14 +162,12 @@ class Router(ABC):
         Read from the artifact's calibration table (whole percents); see
         ``prefroute calibrate``.
         """
-        table = getattr(self, "calibration_", None)
-        if not table:
+        calibration = getattr(self, "calibration_", None)
+        if calibration is None:
             raise ArtifactError(
                 "this router has no calibration; run `prefroute calibrate DIR` first"
             )
-        if not 0.0 <= share <= 1.0:
-            raise InvalidParameterError(f"strong share must be in [0, 1], got {share}")
-        return float(table["thresholds"][str(round(share * 100))])
+        return calibration.threshold_for_share(share)
 
     def check_is_fitted(self) -> None:
         if not self.is_fitted:
@@ -157,86 +192,72 @@ class Router(ABC):
     def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], root: Path) -> None:
         """Set the fitted attributes from what ``_arrays`` and ``_state`` saved."""
 
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-        """Write the artifact directory; ``extra`` adds top-level fields (e.g. calibration)."""
-        from safetensors.numpy import save_file
-
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact directory, its calibration and training-data record included."""
         self.check_is_fitted()
         layout = Layout(Path(path))
         layout.root.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "kind": self.kind,
-            "params": self.get_params(),
-            "state": self._state(),
-            "prefroute_version": _package_version(),
-            **(extra or {}),
-        }
         embedder = self._save_embedder(layout)
-        if embedder is not None:
-            config["embedder"] = embedder
-        arrays = {k: np.ascontiguousarray(v) for k, v in self._arrays().items()}
-        if arrays:
-            save_file(arrays, str(layout.weights))
-        layout.config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_arrays(layout, self._arrays())
+        config = ArtifactConfig(
+            kind=self.kind,
+            params=self.get_params(),
+            state=self._state(),
+            models=Models(strong=self.strong_model, weak=self.weak_model),
+            prefroute_version=package_version(),
+            embedder=embedder,
+            training_data=getattr(self, "training_data_", None),
+            calibration=getattr(self, "calibration_", None),
+        )
+        write_config(layout.root, config)
         return layout.root
 
-    def _save_embedder(self, layout: Layout) -> dict[str, Any] | None:
+    def _save_embedder(self, layout: Layout) -> EmbedderInfo | None:
         """Hook: write the embedder into the artifact, return what identifies it."""
         return None
 
-    def _load_embedder(self, info: dict[str, Any] | None, layout: Layout) -> None:
+    def _load_embedder(self, info: EmbedderInfo | None, layout: Layout) -> None:
         """Hook: rebuild the embedder the artifact was trained with, or refuse."""
         return None
 
-    @staticmethod
-    def read_config(path: str | Path) -> dict[str, Any]:
-        """router.json of an artifact, after checking it is one this version can load."""
-        layout = Layout(Path(path))
-        if not layout.config.is_file():
-            raise ArtifactError(f"{layout.root} is not a router artifact: no router.json in it")
-        try:
-            config = json.loads(layout.config.read_text("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ArtifactError(f"{layout.config}: not valid JSON ({exc})") from None
-        version = config.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ArtifactError(
-                f"{layout.config}: artifact format version {version!r}, but this prefroute "
-                f"({_package_version()}) reads version {FORMAT_VERSION}; retrain the router or "
-                "install the prefroute version that wrote it "
-                f"({config.get('prefroute_version', 'unknown')})"
-            )
-        return config
-
     @classmethod
-    def load(cls, path: str | Path) -> Router:
+    def load(cls, path: str | os.PathLike[str]) -> Router:
         """Load any router artifact; needs neither torch nor the training data."""
-        from prefroute.routers.registry import router_class
-
-        config = cls.read_config(path)
-        router_cls = router_class(config.get("kind", "?"))
-        if cls is not Router and not issubclass(router_cls, cls):
-            raise ArtifactError(f"{path} holds a {config['kind']!r} router, not a {cls.kind!r}")
-        router = router_cls(**{**router_cls.added_params, **config.get("params", {})})
+        config = read_config(path)
+        router = cls._construct(config, Path(path))
         layout = Layout(Path(path))
-        arrays: dict[str, np.ndarray] = {}
-        if layout.weights.is_file():
-            from safetensors.numpy import load_file
-
-            arrays = load_file(str(layout.weights))
-        router._load_embedder(config.get("embedder"), layout)
-        router._restore(arrays, config.get("state", {}), layout.root)
-        if config.get("calibration"):
-            router.calibration_ = config["calibration"]
+        arrays = read_arrays(layout)
+        router._load_embedder(config.embedder, layout)
+        router._restore(arrays, dict(config.state), layout.root)
+        if config.training_data is not None:
+            router.training_data_ = config.training_data
+        if config.calibration is not None:
+            router.calibration_ = config.calibration
         return router
 
-    @staticmethod
-    def update_config(path: str | Path, **fields: Any) -> None:
-        """Set top-level fields of an artifact's router.json (e.g. its calibration)."""
-        config = Router.read_config(path)
-        config.update(fields)
-        Layout(Path(path)).config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    @classmethod
+    def _construct(cls, config: ArtifactConfig, path: Path) -> Router:
+        """The unfitted router a config describes, refusing one of another class."""
+        from prefroute.routers.registry import router_class
+
+        router_cls = router_class(config.kind)
+        if cls is not Router and not issubclass(router_cls, cls):
+            raise ArtifactError(f"{path} holds a {config.kind!r} router, not a {cls.kind!r}")
+        params = {**router_cls.added_params, **config.params}
+        unknown = sorted(set(params) - set(router_cls._param_defaults()))
+        if unknown:
+            raise ArtifactError(
+                f"{path}: router.json sets {unknown}, which {router_cls.__name__} does not "
+                "take (written by a newer prefroute?); retrain with this version"
+            )
+        router = router_cls(**params)
+        pair = Models(strong=router.strong_model, weak=router.weak_model)
+        if pair != config.models:
+            raise ArtifactError(
+                f"{path}: router.json's models {config.models} disagree with its params "
+                f"{pair}; the artifact is damaged"
+            )
+        return router
 
 
 class EmbeddingRouter(Router):
@@ -246,6 +267,8 @@ class EmbeddingRouter(Router):
     (the static model, a few MB) and records spec, dimension and fingerprint,
     so loading refuses an embedder that would give different vectors.
     """
+
+    _parameter_constraints: ClassVar[ParameterTable] = {"embedder": [str]}
 
     def __init__(
         self,
@@ -272,30 +295,30 @@ class EmbeddingRouter(Router):
         self.check_is_fitted()
         return self.embedder_.encode(prompts)
 
-    def _save_embedder(self, layout: Layout) -> dict[str, Any]:
-        info = {"spec": self.embedder_.spec, "dim": self.embedder_.dim}
-        fingerprint = getattr(self.embedder_, "fingerprint", None)
-        if fingerprint is not None:
-            info["fingerprint"] = fingerprint
+    def _save_embedder(self, layout: Layout) -> EmbedderInfo:
         save = getattr(self.embedder_, "save", None)
         if save is not None:
             save(layout.embedder)
-            info["path"] = layout.embedder.name
-        return info
+        return EmbedderInfo(
+            spec=self.embedder_.spec,
+            dim=self.embedder_.dim,
+            fingerprint=getattr(self.embedder_, "fingerprint", None),
+            path=layout.embedder.name if save is not None else None,
+        )
 
-    def _load_embedder(self, info: dict[str, Any] | None, layout: Layout) -> None:
+    def _load_embedder(self, info: EmbedderInfo | None, layout: Layout) -> None:
         from prefroute.embed import get_embedder
 
         if info is None:
             raise ArtifactError(f"{layout.config}: no 'embedder' entry; the artifact is damaged")
-        where = layout.root / info["path"] if "path" in info else None
-        embedder = get_embedder(f"static:{where}" if where else info["spec"])
+        embedder = get_embedder(f"static:{layout.root / info.path}" if info.path else info.spec)
         found = {"dim": embedder.dim, "fingerprint": getattr(embedder, "fingerprint", None)}
         for key, value in found.items():
-            if key in info and info[key] != value:
+            recorded = getattr(info, key)
+            if recorded is not None and recorded != value:
                 raise ArtifactError(
-                    f"{layout.root}: trained with embedder {info['spec']!r} ({key} "
-                    f"{info[key]}), but {embedder.spec!r} here has {key} {value}; route with "
+                    f"{layout.root}: trained with embedder {info.spec!r} ({key} "
+                    f"{recorded}), but {embedder.spec!r} here has {key} {value}; route with "
                     "the embedder the router was trained with, or retrain"
                 )
         self.embedder_ = embedder
@@ -319,7 +342,24 @@ def check_pair(strong: str, weak: str, models: Sequence[str]) -> None:
         )
 
 
-def _package_version() -> str:
-    from prefroute import __version__
+@cache
+def _signature_defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Keyword-only ``__init__`` parameters over the MRO, once per class (SW ranking
+    checks its parameters on every call)."""
+    defaults: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
+                if p.kind == p.KEYWORD_ONLY:
+                    defaults.setdefault(p.name, p.default)
+    return tuple(defaults.items())
 
-    return __version__
+
+def _same(value: Any, default: Any) -> bool:
+    """Whether a parameter still has its default (``is`` first: NaN and odd ``__eq__``)."""
+    if value is default:
+        return True
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except Exception:  # an __eq__ that raises or returns an array: not the default
+        return False

@@ -17,16 +17,24 @@ embedding plus one dot product, in numpy; torch is imported by ``fit`` only.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import polars as pl
 
-from prefroute.data.schema import Battles
 from prefroute.errors import ArtifactError
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, EmbeddingRouter, check_pair
+from prefroute.routers.base import (
+    DEFAULT_STRONG,
+    DEFAULT_WEAK,
+    EmbeddingRouter,
+    ParameterTable,
+    check_pair,
+)
+from prefroute.routers.params import Interval, Options
+
+if TYPE_CHECKING:
+    from prefroute.data.schema import Battles
 
 TIE_HANDLING = ("half", "drop")
 """``half``: a tie (either kind) is a half win for each side, target 0.5, which
@@ -58,6 +66,16 @@ class MFRouter(EmbeddingRouter):
 
     kind = "mf"
     added_params: ClassVar[dict[str, Any]] = {"length_features": False}
+    _parameter_constraints: ClassVar[ParameterTable] = {
+        "dim": [Interval(int, 1, None)],
+        "epochs": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "batch_size": [Interval(int, 1, None)],
+        "weight_decay": [Interval(float, 0, None)],
+        "tie_handling": [Options(*TIE_HANDLING)],
+        "length_features": [bool],
+        "verbose": [bool],
+    }
 
     def __init__(
         self,
@@ -102,7 +120,7 @@ class MFRouter(EmbeddingRouter):
         (a soft label arrives as two rows weighted p and 1 - p). Same battles
         (same row order) and ``random_state`` give the same arrays.
         """
-        self._check_params()
+        self._begin_fit()
         data = _Prepared(battles, self.tie_handling)
         check_pair(self.strong_model, self.weak_model, data.models)
         started = time.perf_counter()
@@ -135,20 +153,6 @@ class MFRouter(EmbeddingRouter):
                 f"{time.perf_counter() - started:.1f} s (final loss {self.loss_history_[-1]:.4f})"
             )
         return self
-
-    def _check_params(self) -> None:
-        if self.tie_handling not in TIE_HANDLING:
-            raise ValueError(
-                f"unknown tie_handling {self.tie_handling!r}; expected one of {list(TIE_HANDLING)}"
-            )
-        for name in ("dim", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
 
     # ------------------------------------------------------------- routing
     def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
@@ -197,7 +201,7 @@ class MFRouter(EmbeddingRouter):
             "n_prompts": self.n_prompts_,
         }
 
-    def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], root: Path) -> None:
+    def _restore(self, arrays: dict[str, np.ndarray], state: Mapping[str, Any], root: Path) -> None:
         self.w1_ = arrays["w1"]
         self.b_ = arrays["b"]
         self.w2_ = arrays["w2"]
@@ -240,6 +244,8 @@ class _Prepared:
     """Battles as arrays, sorted by prompt: ``pid`` indexes ``prompts``, ``a``/``b`` ``models``."""
 
     def __init__(self, battles: Battles, tie_handling: str) -> None:
+        import polars as pl
+
         from prefroute.data.schema import OUTCOME_SCORE
 
         frame = battles.frame.filter(pl.col("weight") > 0)

@@ -309,7 +309,7 @@ class LabelHeadRouter(Router):
         )
 
     # --------------------------------------------------------------- persistence
-    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+    def save(self, path: str | Path) -> Path:
         """Copy the ONNX graph and tokenizer in first, so a readable router.json
         always means a complete artifact."""
         self.check_is_fitted()
@@ -319,7 +319,7 @@ class LabelHeadRouter(Router):
         for name in (self.model_file, TOKENIZER_FILE):
             if not (root / name).exists() or not (root / name).samefile(source / name):
                 shutil.copyfile(source / name, root / name)
-        return super().save(root, extra=extra)
+        return super().save(root)
 
     def _state(self) -> dict[str, Any]:
         return {

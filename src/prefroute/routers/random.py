@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prefroute.data.schema import Battles
 from prefroute.routers.base import Router
+
+if TYPE_CHECKING:
+    from prefroute.data.schema import Battles
 
 
 class RandomRouter(Router):
@@ -24,6 +26,7 @@ class RandomRouter(Router):
     kind = "random"
 
     def fit(self, battles: Battles) -> RandomRouter:
+        self._begin_fit()
         self.seed_ = 0 if self.random_state is None else int(self.random_state)
         return self
 
@@ -39,5 +42,5 @@ class RandomRouter(Router):
     def _state(self) -> dict[str, int]:
         return {"seed": self.seed_}
 
-    def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], root: Path) -> None:
+    def _restore(self, arrays: dict[str, np.ndarray], state: Mapping[str, Any], root: Path) -> None:
         self.seed_ = int(state["seed"])

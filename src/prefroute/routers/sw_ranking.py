@@ -37,16 +37,29 @@ without refitting; the per-pair design (a few kB) is built on first use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import polars as pl
 
-from prefroute.data.schema import Battles
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, EmbeddingRouter, check_pair
+from prefroute.routers.base import (
+    DEFAULT_STRONG,
+    DEFAULT_WEAK,
+    EmbeddingRouter,
+    ParameterTable,
+    check_pair,
+)
+from prefroute.routers.params import Interval
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from prefroute.data.schema import Battles
 
 _CHUNK = 128
 """Queries scored together: bounds the (chunk x training prompts) similarity block and
@@ -57,6 +70,11 @@ _MAX_STEP = 2.0
 log-likelihood is concave, but a full Newton step from the global ratings can
 overshoot when a neighbourhood is one-sided (a pair that only ever won); the
 cap keeps such steps sane without a line search, and is inactive near the optimum."""
+SMALL_BATCH = 16
+"""Calls scoring fewer queries run BLAS on one thread (``one_blas_thread``). One query's
+products are too small to split: with the default two threads on 2 cores one query
+took 6.8 ms CPU for 2.9 ms wall, and 8.0 ms wall instead of 3.1 on a busy machine
+(Arena-Hard prompts, benchmarks/startup.py)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,14 @@ class SWRankingRouter(EmbeddingRouter):
     """
 
     kind = "sw_ranking"
+    _parameter_constraints: ClassVar[ParameterTable] = {
+        "k": [Interval(int, 1, None)],
+        "gamma": [Interval(float, 1, None)],
+        "min_similarity": [Interval(float, -1, 1)],
+        "n_newton_steps": [Interval(int, 0, None)],
+        "prior_strength": [Interval(float, 0, None, closed="neither")],
+        "n_tiers": [Interval(int, 1, None)],
+    }
 
     def __init__(
         self,
@@ -138,9 +164,12 @@ class SWRankingRouter(EmbeddingRouter):
         Rows with a null winner, a model against itself or weight <= 0 are
         skipped (they carry no information), as in ``BradleyTerry``.
         """
+        import polars as pl
+
+        from prefroute.data.schema import Battles
         from prefroute.data.tiers import BradleyTerry, assign_tiers
 
-        self._check_params()
+        self._begin_fit()
         embedder = self._fit_embedder()
         frame = battles.frame.filter(
             pl.col("winner").is_not_null()
@@ -178,25 +207,6 @@ class SWRankingRouter(EmbeddingRouter):
         self._prepare()
         return self
 
-    def _check_params(self) -> None:
-        checks = {
-            "k": self.k >= 1,
-            "gamma": self.gamma >= 1,
-            "n_newton_steps": self.n_newton_steps >= 0,
-            "prior_strength": self.prior_strength > 0,
-            "n_tiers": self.n_tiers >= 1,
-        }
-        expected = {
-            "k": ">= 1",
-            "gamma": ">= 1 (1 weighs all neighbours alike)",
-            "n_newton_steps": ">= 0",
-            "prior_strength": "> 0",
-            "n_tiers": ">= 1",
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{name} must be {expected[name]}, got {getattr(self, name)!r}")
-
     def _prepare(self) -> None:
         """Working forms of the stored arrays (the same after fit and after load)."""
         from scipy import sparse
@@ -216,15 +226,16 @@ class SWRankingRouter(EmbeddingRouter):
     # -------------------------------------------------------------- scoring
     def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
         self.check_is_fitted()
-        self._check_params()
+        self._validate_params()  # read when scoring, so they may have changed since fit
         design = self._design(self.strong_model, self.weak_model)
         scores = np.empty(len(prompts), dtype=np.float32)
         if len(prompts) == 0:
             return scores
         queries = self.embed(prompts)
-        for start in range(0, len(prompts), _CHUNK):
-            block = queries[start : start + _CHUNK]
-            scores[start : start + len(block)] = self._score(block, design)
+        with one_blas_thread(len(prompts) < SMALL_BATCH):
+            for start in range(0, len(prompts), _CHUNK):
+                block = queries[start : start + _CHUNK]
+                scores[start : start + len(block)] = self._score(block, design)
         return scores
 
     def _neighbour_wins(self, queries: np.ndarray) -> np.ndarray:
@@ -322,7 +333,7 @@ class SWRankingRouter(EmbeddingRouter):
     def _state(self) -> dict[str, Any]:
         return {"models": self.models_}
 
-    def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any], root: Path) -> None:
+    def _restore(self, arrays: dict[str, np.ndarray], state: Mapping[str, Any], root: Path) -> None:
         self.models_ = list(state["models"])
         self.prompt_embeddings_ = arrays["prompt_embeddings"]
         self.stats_indptr_ = arrays["stats_indptr"]
@@ -344,6 +355,8 @@ def _sufficient_statistics(
     pair index of each row, its ``(wins of lo, wins of hi)`` weighted by
     ``weight`` with a tie half each, and each pair's ``(lo, hi)`` model indices.
     """
+    import polars as pl
+
     from prefroute.data.schema import OUTCOME_SCORE
 
     prompts = frame["prompt"].unique().sort().to_list()
@@ -384,3 +397,44 @@ def _sufficient_statistics(
         wins.astype(np.float32),
         pair_models.astype(np.int32),
     )
+
+
+# -------------------------------------------------------------- BLAS threads
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
+
+
+@cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the BLAS libraries loaded so far (numpy's, scipy's)."""
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+    return ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread(enabled: bool = True) -> Iterator[None]:
+    """Run the block with BLAS on one thread (when ``enabled``), then restore it.
+
+    BLAS thread counts are process-wide, so concurrent blocks (a server scoring
+    on several threads) share one limit: the first in sets it, the last out
+    restores the original, and no block restores it under another.
+    """
+    global _blas_users, _blas_limit
+    if not enabled:
+        yield
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None

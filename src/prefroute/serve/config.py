@@ -154,12 +154,12 @@ class RoutingSettings(BaseModel):
     @classmethod
     def _one_artifact_per_kind(cls, paths: list[Path]) -> list[Path]:
         """Model names say only the kind (``router-mf-…``), so two of a kind would clash."""
-        from prefroute.routers.base import Router
+        from prefroute.routers.artifact import read_config
 
         seen: dict[str, Path] = {}
         for path in paths:
             try:
-                kind = Router.read_config(path).get("kind", "?")
+                kind = read_config(path).kind
             except PrefrouteError as exc:
                 raise ValueError(str(exc)) from None
             if kind in seen:

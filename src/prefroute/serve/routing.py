@@ -93,11 +93,17 @@ class RouterSet:
 
     @classmethod
     def load(cls, settings: RoutingSettings) -> RouterSet:
-        """Load every artifact (settings already checked there is one per kind)."""
+        """Load every artifact (settings already checked there is one per kind).
+
+        Each router scores the text its training conversations were read as: the
+        artifact's ``training_data.turns``, unless the settings set ``turns``; an
+        artifact that recorded none (format 1) was trained on ``first``.
+        """
         by_kind = {}
         for path in settings.routers:
             router = Router.load(path)
-            policy = Router.read_config(path).get("training_data", {}).get("turns", "first")
+            recorded = getattr(router, "training_data_", None)
+            policy: Turns = (recorded.turns if recorded is not None else None) or "first"
             models: dict[Role, str] = {
                 "strong": settings.strong.model or router.strong_model,
                 "weak": settings.weak.model or router.weak_model,

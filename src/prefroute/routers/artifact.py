@@ -1,0 +1,464 @@
+"""A router artifact on disk: the files of its directory and ``router.json`` as one typed config.
+
+An artifact is a directory::
+
+    router.json          ArtifactConfig: format version, kind, hyper-parameters, learned
+                         state, models, embedder, training data, calibration, version
+    weights.safetensors  the learned arrays (numpy in, numpy out: no torch to load)
+    embedder/            the static embedder, when the router uses one, so a copied
+                         artifact routes on a machine that never downloaded anything
+
+Everything that reads or writes ``router.json`` goes through this module
+(``read_config``, ``update_config``, ``write``), so the file has one shape, checked
+field by field on the way in: a damaged or hand-edited file fails with the field
+that is wrong, not with a ``KeyError`` somewhere in serving.
+
+Format versions:
+
+- 1 (prefroute 0.1): an untyped dict; ``training_data`` held ``battles``,
+  ``decontaminated``, ``mmlu_gold_slice`` and ``fit_seconds``, no turn policy. Still
+  read: converted on the way in (``read_config``), never written.
+- 2: this module's dataclasses; adds ``models``, ``training_data.turns`` (the turn
+  policy the training conversations were read with, which serving follows),
+  ``prompts`` and ``source_weights``.
+
+Standard library only (plus safetensors for the weights), so reading a config
+costs a server or ``prefroute serve``'s settings check nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from prefroute.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from prefroute.data.schema import Turns
+
+FORMAT_VERSION = 2
+TURN_POLICIES = ("first", "last", "all")
+"""The values of ``TrainingData.turns``."""
+SHARES = 101
+"""A calibration holds one threshold per whole percent of strong calls, 0 to 100."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """File names inside an artifact directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "router.json"
+
+    @property
+    def weights(self) -> Path:
+        return self.root / "weights.safetensors"
+
+    @property
+    def embedder(self) -> Path:
+        return self.root / "embedder"
+
+
+@dataclass(frozen=True)
+class Models:
+    """The pair the router scores for: P(strong beats weak)."""
+
+    strong: str
+    weak: str
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """What identifies the embedder a router was trained with.
+
+    ``fingerprint`` (a hash of the vectors and vocabulary, where the embedder has
+    one) and ``dim`` are checked on load; ``path`` is the copy inside the artifact.
+    """
+
+    spec: str
+    dim: int
+    fingerprint: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Where the router's training data came from; every field may be unknown (None).
+
+    ``gold_slice_ids`` are the MMLU questions trained on, which evaluation leaves
+    out; ``turns`` the policy conversations were turned into text with, which
+    serving follows unless its config says otherwise; ``source_weights`` the weight
+    each label source (human / judge / golden) was given; ``decontaminated`` the
+    rows removed per data set as copies of evaluation prompts.
+    """
+
+    fingerprint: str | None = None
+    rows: int | None = None
+    prompts: int | None = None
+    turns: Turns | None = None
+    gold_slice_ids: tuple[str, ...] = ()
+    source_weights: Mapping[str, float] = field(default_factory=dict)
+    decontaminated: Mapping[str, int] = field(default_factory=dict)
+    fit_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds for every whole-percent strong share, measured on ``prompts``.
+
+    ``thresholds[p]`` sends p% of the calibration prompts to the strong model;
+    ``prompts`` says which prompts they were (``n_prompts`` of them).
+    """
+
+    thresholds: tuple[float, ...]
+    prompts: str | None = None
+    n_prompts: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.thresholds) != SHARES:
+            raise ValueError(
+                f"a calibration holds {SHARES} thresholds (0..100%), got {len(self.thresholds)}"
+            )
+
+    def threshold_for_share(self, share: float) -> float:
+        """The threshold sending ``share`` (0-1) of calls to the strong model (whole percents)."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"strong share must be in [0, 1], got {share}")
+        return self.thresholds[round(share * 100)]
+
+
+@dataclass(frozen=True)
+class ArtifactConfig:
+    """``router.json``: everything about an artifact except its arrays.
+
+    ``params`` are the constructor's arguments (``Router.get_params``), ``state``
+    the learned values that are not arrays (``Router._state``).
+    """
+
+    kind: str
+    params: Mapping[str, Any]
+    state: Mapping[str, Any]
+    models: Models
+    prefroute_version: str
+    embedder: EmbedderInfo | None = None
+    training_data: TrainingData | None = None
+    calibration: Calibration | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        """The file's text: sorted keys, unknown fields left out rather than null."""
+        data = {
+            "format_version": self.format_version,
+            "kind": self.kind,
+            "params": dict(self.params),
+            "state": dict(self.state),
+            "models": dataclasses.asdict(self.models),
+            "prefroute_version": self.prefroute_version,
+        }
+        if self.embedder is not None:
+            data["embedder"] = _without_none(dataclasses.asdict(self.embedder))
+        if self.training_data is not None:
+            data["training_data"] = _without_none(dataclasses.asdict(self.training_data))
+        if self.calibration is not None:
+            c = self.calibration
+            data["calibration"] = _without_none(
+                {
+                    "prompts": c.prompts,
+                    "n_prompts": c.n_prompts,
+                    "thresholds": {str(p): t for p, t in enumerate(c.thresholds)},
+                }
+            )
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+# --------------------------------------------------------------------- read / write
+
+
+def read_config(path: str | os.PathLike[str]) -> ArtifactConfig:
+    """The typed ``router.json`` of the artifact at ``path``; format 1 is converted.
+
+    Refuses a directory without one, a file that is not JSON, a format this
+    version cannot read (saying how to get one it can) and any field of the
+    wrong type (naming it).
+    """
+    layout = Layout(Path(path))
+    if not layout.config.is_file():
+        raise ArtifactError(f"{layout.root} is not a router artifact: no router.json in it")
+    try:
+        raw = json.loads(layout.config.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{layout.config}: not valid JSON ({exc})") from None
+    fields = _Fields(raw, layout.config, "")
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if version == 1:
+        return _from_format_1(fields)
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{layout.config}: artifact format version {version!r}, but this prefroute "
+            f"({package_version()}) reads versions 1 and {FORMAT_VERSION}. Retrain the "
+            "router with this version (`prefroute train KIND --out DIR`), or install the "
+            f"prefroute version that wrote it ({raw.get('prefroute_version', 'unknown')}): "
+            f"pip install 'prefroute=={raw.get('prefroute_version', '<version>')}'"
+        )
+    return _from_format_2(fields)
+
+
+def write_config(path: str | os.PathLike[str], config: ArtifactConfig) -> Path:
+    """Write ``router.json`` (atomically: a reader never sees half a file); its path."""
+    target = Layout(Path(path)).config
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(config.to_json(), "utf-8")
+    tmp.replace(target)
+    return target
+
+
+def update_config(path: str | os.PathLike[str], **changes: Any) -> ArtifactConfig:
+    """Replace fields of an artifact's config (e.g. ``calibration=``); the new config.
+
+    The artifact is read first (so an old format is rewritten as the current one)
+    and the result written back whole.
+    """
+    config = dataclasses.replace(read_config(path), **changes)
+    write_config(path, config)
+    return config
+
+
+def write_arrays(layout: Layout, arrays: Mapping[str, np.ndarray]) -> None:
+    """The learned arrays as safetensors (contiguous copies where needed); none, no file."""
+    if not arrays:
+        return
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(layout.weights))
+
+
+def read_arrays(layout: Layout) -> dict[str, np.ndarray]:
+    """The learned arrays, or {} for an artifact that has none."""
+    if not layout.weights.is_file():
+        return {}
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(layout.weights))
+    except Exception as exc:  # safetensors raises its own SafetensorError, or OSError
+        raise ArtifactError(f"{layout.weights}: unreadable weights ({exc})") from exc
+
+
+# ----------------------------------------------------------------------- parsing
+
+
+class _Fields:
+    """Typed access to one JSON object of ``router.json``; errors name file and field."""
+
+    def __init__(self, data: Any, source: Path, prefix: str) -> None:
+        self.source, self.prefix = source, prefix
+        if not isinstance(data, dict):
+            raise self.error("", "an object", data)
+        self.data: dict[str, Any] = data
+
+    def error(self, key: str, expected: str, got: Any) -> ArtifactError:
+        name = f"{self.prefix}{key}" or "the top level"
+        shown = repr(got) if len(repr(got)) <= 60 else f"{type(got).__name__} {repr(got)[:57]}..."
+        return ArtifactError(
+            f"{self.source}: field {name!r}: expected {expected}, got {shown}; the artifact "
+            "is damaged (retrain it, or restore router.json from a copy)"
+        )
+
+    def get(self, key: str, check: Callable[[Any], T], expected: str, default: Any = ...) -> T:
+        if key not in self.data:
+            if default is ...:
+                raise ArtifactError(f"{self.source}: field {self.prefix}{key!r} is missing")
+            return default
+        value = self.data[key]
+        try:
+            return check(value)
+        except (TypeError, ValueError):
+            raise self.error(key, expected, value) from None
+
+    def child(self, key: str) -> _Fields | None:
+        if self.data.get(key) is None:
+            return None
+        return _Fields(self.data[key], self.source, f"{self.prefix}{key}.")
+
+    def refuse_unknown(self, known: set[str]) -> None:
+        unknown = sorted(set(self.data) - known)
+        if unknown:
+            raise ArtifactError(
+                f"{self.source}: unknown field(s) {', '.join(self.prefix + k for k in unknown)}; "
+                f"expected some of {sorted(known)} (written by a newer prefroute?)"
+            )
+
+
+def _of(kind: type[T]) -> Callable[[Any], T]:
+    """A check for JSON values of one type: a bool is no number, an int is a float."""
+
+    def check(value: Any) -> T:
+        if isinstance(value, bool) and kind is not bool:
+            raise TypeError(value)
+        if kind is float and isinstance(value, int):
+            return float(value)  # type: ignore[return-value]
+        if not isinstance(value, kind):
+            raise TypeError(value)
+        return value
+
+    return check
+
+
+def _optional(check: Callable[[Any], T]) -> Callable[[Any], T | None]:
+    return lambda value: None if value is None else check(value)
+
+
+def _mapping(values: Callable[[Any], T]) -> Callable[[Any], dict[str, T]]:
+    def check(value: Any) -> dict[str, T]:
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        return {str(k): values(v) for k, v in value.items()}
+
+    return check
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(value)
+    return tuple(value)
+
+
+def _turns(value: Any) -> Turns:
+    if value not in TURN_POLICIES:
+        raise ValueError(value)
+    return value  # type: ignore[no-any-return]
+
+
+def _thresholds(value: Any) -> tuple[float, ...]:
+    """``{"0": t0, ..., "100": t100}`` as a tuple indexed by percent."""
+    table = _mapping(_of(float))(value)
+    if set(table) != {str(p) for p in range(SHARES)}:
+        raise ValueError(value)
+    return tuple(table[str(p)] for p in range(SHARES))
+
+
+_STR, _INT, _FLOAT, _DICT = _of(str), _of(int), _of(float), _of(dict)
+
+
+def _embedder(fields: _Fields | None) -> EmbedderInfo | None:
+    if fields is None:
+        return None
+    fields.refuse_unknown({"spec", "dim", "fingerprint", "path"})
+    return EmbedderInfo(
+        spec=fields.get("spec", _STR, "a spec string"),
+        dim=fields.get("dim", _INT, "an int"),
+        fingerprint=fields.get("fingerprint", _optional(_STR), "a hex string", None),
+        path=fields.get("path", _optional(_STR), "a directory name", None),
+    )
+
+
+def _calibration(fields: _Fields | None) -> Calibration | None:
+    if fields is None:
+        return None
+    fields.refuse_unknown({"prompts", "n_prompts", "thresholds"})
+    return Calibration(
+        thresholds=fields.get("thresholds", _thresholds, 'a table "0".."100" -> threshold'),
+        prompts=fields.get("prompts", _optional(_STR), "a description", None),
+        n_prompts=fields.get("n_prompts", _optional(_INT), "an int", None),
+    )
+
+
+def _from_format_2(fields: _Fields) -> ArtifactConfig:
+    fields.refuse_unknown({f.name for f in dataclasses.fields(ArtifactConfig)})
+    models = fields.child("models")
+    if models is None:
+        raise ArtifactError(f"{fields.source}: field 'models' is missing")
+    models.refuse_unknown({"strong", "weak"})
+    training = fields.child("training_data")
+    training_data = None
+    if training is not None:
+        training.refuse_unknown({f.name for f in dataclasses.fields(TrainingData)})
+        training_data = TrainingData(
+            fingerprint=training.get("fingerprint", _optional(_STR), "a hex string", None),
+            rows=training.get("rows", _optional(_INT), "an int", None),
+            prompts=training.get("prompts", _optional(_INT), "an int", None),
+            turns=training.get("turns", _optional(_turns), f"one of {TURN_POLICIES}", None),
+            gold_slice_ids=training.get("gold_slice_ids", _strings, "a list of ids", ()),
+            source_weights=training.get(
+                "source_weights", _mapping(_of(float)), "source -> weight", {}
+            ),
+            decontaminated=training.get(
+                "decontaminated", _mapping(_of(int)), "data set -> rows", {}
+            ),
+            fit_seconds=training.get("fit_seconds", _optional(_of(float)), "seconds", None),
+        )
+    return ArtifactConfig(
+        kind=fields.get("kind", _STR, "a router kind"),
+        params=fields.get("params", _DICT, "an object of hyper-parameters"),
+        state=fields.get("state", _DICT, "an object", {}),
+        models=Models(
+            strong=models.get("strong", _STR, "a model name"),
+            weak=models.get("weak", _STR, "a model name"),
+        ),
+        prefroute_version=fields.get("prefroute_version", _STR, "a version", "unknown"),
+        embedder=_embedder(fields.child("embedder")),
+        training_data=training_data,
+        calibration=_calibration(fields.child("calibration")),
+    )
+
+
+def _from_format_1(fields: _Fields) -> ArtifactConfig:
+    """A format-1 router.json (prefroute 0.1) as the current config.
+
+    Format 1 wrote no ``models`` (the pair was in ``params``, or the defaults) and
+    no turn policy: ``turns`` stays unknown, and serving then uses ``first``, the
+    policy every format-1 artifact ``prefroute train`` wrote was trained with.
+    """
+    from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
+
+    params = fields.get("params", _DICT, "an object of hyper-parameters", {})
+    training = fields.child("training_data")
+    training_data = None
+    if training is not None:
+        training_data = TrainingData(
+            fingerprint=training.get("fingerprint", _optional(_STR), "a hex string", None),
+            rows=training.get("battles", _optional(_INT), "an int", None),
+            gold_slice_ids=training.get("mmlu_gold_slice", _strings, "a list of ids", ()),
+            decontaminated=training.get(
+                "decontaminated", _mapping(_of(int)), "data set -> rows", {}
+            ),
+            fit_seconds=training.get("fit_seconds", _optional(_of(float)), "seconds", None),
+        )
+    return ArtifactConfig(
+        kind=fields.get("kind", _STR, "a router kind"),
+        params=params,
+        state=fields.get("state", _DICT, "an object", {}),
+        models=Models(
+            strong=str(params.get("strong_model", DEFAULT_STRONG)),
+            weak=str(params.get("weak_model", DEFAULT_WEAK)),
+        ),
+        prefroute_version=fields.get("prefroute_version", _STR, "a version", "unknown"),
+        embedder=_embedder(fields.child("embedder")),
+        training_data=training_data,
+        calibration=_calibration(fields.child("calibration")),
+    )
+
+
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    """Unknown (None) and empty fields left out: reading gives them back as defaults."""
+    return {k: v for k, v in data.items() if v is not None and v != {} and v != ()}
+
+
+def package_version() -> str:
+    """The running prefroute's version, as artifacts record it."""
+    from prefroute import __version__
+
+    return __version__

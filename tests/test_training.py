@@ -25,7 +25,5 @@ def test_turns_and_source_weights_reach_the_training_set(
 
     monkeypatch.setattr(training, "training_set", spy)
     with pytest.raises(Collected):
-        training.train_router(
-            "random", tmp_path / "r", turns="all", source_weights={"judge": 0.5}
-        )
+        training.train_router("random", tmp_path / "r", turns="all", source_weights={"judge": 0.5})
     assert asked["turns"] == "all" and asked["source_weights"] == {"judge": 0.5}

@@ -17,8 +17,8 @@ from typing import Any
 from rich.console import Console
 
 from prefroute.calibrate import calibrate_artifact
+from prefroute.conversation import Turns
 from prefroute.data.recipe import DEFAULT_SOURCE_WEIGHTS, TrainingSet, training_set
-from prefroute.data.schema import Turns
 from prefroute.errors import InvalidParameterError
 from prefroute.routers.artifact import TrainingData
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router

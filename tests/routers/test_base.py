@@ -199,3 +199,19 @@ def test_the_routers_face_is_lazy() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "prefroute.routers.base", "mf", "True"]
+
+
+def test_prefroute_help_imports_neither_polars_nor_numpy() -> None:
+    out = _run(
+        "import sys\n"
+        "sys.argv = ['prefroute', '--help']\n"
+        "from prefroute.cli import app\n"
+        "try:\n"
+        "    app()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print('IMPORTED', [m for m in ('polars', 'numpy') if sys.modules.get(m) is not None])\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Learn LLM routers" in out.stdout  # the help was printed, not an error
+    assert out.stdout.strip().splitlines()[-1] == "IMPORTED []"

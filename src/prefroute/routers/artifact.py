@@ -36,16 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from prefroute.conversation import TURN_POLICIES, Turns
 from prefroute.errors import ArtifactError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from prefroute.data.schema import Turns
-
 FORMAT_VERSION = 2
-TURN_POLICIES = ("first", "last", "all")
-"""The values of ``TrainingData.turns``."""
 SHARES = 101
 """A calibration holds one threshold per whole percent of strong calls, 0 to 100."""
 
@@ -339,7 +336,7 @@ def _strings(value: Any) -> tuple[str, ...]:
 def _turns(value: Any) -> Turns:
     if value not in TURN_POLICIES:
         raise ValueError(value)
-    return value  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]  # checked just above
 
 
 def _thresholds(value: Any) -> tuple[float, ...]:
@@ -422,7 +419,7 @@ def _from_format_1(fields: _Fields) -> ArtifactConfig:
     no turn policy: ``turns`` stays unknown, and serving then uses ``first``, the
     policy every format-1 artifact ``prefroute train`` wrote was trained with.
     """
-    from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
+    from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 
     params = fields.get("params", _DICT, "an object of hyper-parameters", {})
     training = fields.child("training_data")

@@ -160,15 +160,17 @@ def test_matches_model2vec_and_is_thread_safe(static_embedder, real_prompts, emb
         assert all(pool.map(chunk, range(len(real_prompts) // 5)))
 
 
-def test_plain_ascii_shortcut_gives_the_full_tokenizers_ids(static_embedder, real_prompts):
-    # Plain ASCII skips BERT's Unicode normalisation; anything else must take the full path.
+def test_normalising_apart_gives_the_full_tokenizers_ids(static_embedder, real_prompts):
+    # Plain ASCII is only lowercased, the rest normalised by BERT's own normaliser, and
+    # texts holding an added token take the whole tokenizer: the ids are its ids.
     texts = [
         *real_prompts,
         *("Café crème", "naïve 日本語 text", "a bell\x07inside", "tab\tand\r\nnewlines"),
         *("MiXeD CaSe ÀÉÎ", "", "   ", "x" * 5000),
+        *("fill the [MASK] here", "[mask] lowercased", "[CLS]x[SEP]", "Ünïcode [UNK] too"),
     ]
-    assert static_embedder._plain_tokenizer is not None, "the default model normalises like BERT"
-    full = static_embedder._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    assert static_embedder._lowercase_plain is True, "the default model normalises like BERT"
+    full = static_embedder._full_tokenizer().encode_batch_fast(texts, add_special_tokens=False)
     assert static_embedder._encode(texts) == [encoding.ids for encoding in full]
 
 
@@ -235,7 +237,7 @@ def test_long_texts_are_tokenised_only_as_far_as_counts(static_embedder, long_pr
     of them, while the prompts that reach max_length are tokenised only part way."""
     texts = long_prompts + EDGES
     cut = [t[: static_embedder._cut] for t in texts]
-    full = static_embedder._tokenizer.encode_batch_fast(cut, add_special_tokens=False)
+    full = static_embedder._full_tokenizer().encode_batch_fast(cut, add_special_tokens=False)
     limit = static_embedder._max_length
     assert static_embedder._token_ids(texts) == [e.ids[:limit] for e in full]  # one batch
     seen: list[int] = []
@@ -261,3 +263,22 @@ def test_long_texts_are_tokenised_only_as_far_as_counts(static_embedder, long_pr
     assert all(chars <= n for chars, n in reaching)
     # Measured on these prompts: 78% of the characters a full pass tokenises.
     assert sum(chars for chars, _ in reaching) < 0.85 * sum(n for _, n in reaching)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_other_stored_dtypes_save_back_unchanged(static_embedder, tmp_path, dtype):
+    """float32 files are kept as they are; float64 ones, which float32 cannot hold, too."""
+    from safetensors.numpy import load_file, save_file
+
+    saved = static_embedder.save(tmp_path / "embedder")
+    vectors = static_embedder.table.vectors.astype(dtype)
+    if dtype == "float64":
+        vectors[:, 0] += 1e-12  # below float32's precision: only the original keeps it
+    save_file({"embeddings": vectors}, str(saved / "model.safetensors"))
+    loaded = StaticEmbedder.from_pretrained(saved)
+    assert loaded.table.stored.dtype == np.dtype(dtype)
+    assert loaded.table.stored.tobytes() == vectors.tobytes()
+    again = loaded.save(tmp_path / "again")
+    assert load_file(str(again / "model.safetensors"))["embeddings"].tobytes() == vectors.tobytes()
+    texts = ["route this prompt", "and this one"]
+    np.testing.assert_allclose(loaded.encode(texts), static_embedder.encode(texts), atol=1e-6)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MAX_LENGTH = 512
 """model2vec's truncation (in tokens) for a model whose config names none."""
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_BLOCK_ROWS = 4096
+"""Rows converted or hashed at a time (2 MB of float16 for the default model)."""
 
 
 def default_static_dir(cache_dir: str | os.PathLike[str] | None = None, *, pca_dims: int) -> Path:
@@ -111,11 +114,16 @@ class TokenTable:
     @property
     def stored(self) -> np.ndarray:
         """The vectors as the files hold them (float16 -> float32 -> float16 is exact)."""
+        return np.concatenate(list(self.stored_blocks())) if len(self.vectors) else self.vectors
+
+    def stored_blocks(self, rows: int = _BLOCK_ROWS) -> Iterator[np.ndarray]:
+        """``stored`` a block of rows at a time, each C-contiguous: a few MB at most in
+        memory, where the whole table in float16 would be one more 15 MB."""
         if self.lossy_original is not None:
-            return self.lossy_original
-        if self.vectors.dtype == self.stored_dtype:
-            return self.vectors
-        return self.vectors.astype(self.stored_dtype)
+            yield np.ascontiguousarray(self.lossy_original)
+            return
+        for start in range(0, len(self.vectors), rows):
+            yield np.ascontiguousarray(self.vectors[start : start + rows], self.stored_dtype)
 
     @classmethod
     def read(cls, path: Path) -> TokenTable:
@@ -139,7 +147,7 @@ class TokenTable:
             config = json.loads(layout.config.read_text("utf-8"))
             with safe_open(str(layout.weights), framework="numpy") as tensors:
                 names = set(tensors.keys())
-                stored = tensors.get_tensor("embeddings")
+                vectors, stored_dtype, original = _read_as_float32(tensors.get_slice("embeddings"))
                 weights = tensors.get_tensor("weights") if "weights" in names else None
                 mapping = tensors.get_tensor("mapping") if "mapping" in names else None
             tokenizer_json = layout.tokenizer.read_text("utf-8")
@@ -150,7 +158,7 @@ class TokenTable:
             ) from exc
         if not isinstance(config, dict):
             raise EmbedderError(f"{layout.config}: expected a JSON object, got {config!r:.60}")
-        return cls.from_arrays(stored, tokenizer_json, config, weights, mapping)
+        return cls(vectors, stored_dtype, tokenizer_json, config, weights, mapping, original)
 
     @classmethod
     def from_model2vec(cls, model: StaticModel) -> TokenTable:
@@ -197,21 +205,26 @@ class StaticEmbedder:
         self.dim = int(table.vectors.shape[1])
         self._vectors = table.vectors
         self._max_length = table.max_length
-        # Our own tokenizers, configured once and never changed afterwards: model2vec's
+        # Our own tokenizer, configured once and never changed afterwards: model2vec's
         # encode() re-sets truncation on every call, which fails ("Already borrowed")
-        # when a server encodes from several threads at once.
-        self._tokenizer = _tokenizer(table.tokenizer_json, self._max_length)
-        self._plain_tokenizer = _plain_text_variant(
-            table.tokenizer_json, self._tokenizer, self._max_length
-        )
-        self._splits_at_spaces = _splits_at_spaces(self._tokenizer)
-        self.tokens = _tokens_by_id(self._tokenizer)
+        # when a server encodes from several threads at once. Its normaliser runs
+        # apart (``_normalise``), so one tokenizer (~10 MB) serves every text.
+        tokenizer = _tokenizer(table.tokenizer_json, self._max_length)
+        self._splits_at_spaces = _splits_at_spaces(tokenizer)
+        self._normalizer = tokenizer.normalizer
+        self._lowercase_plain = _lowercase_plain(self._normalizer)
+        self._added = tuple(t.content for t in tokenizer.get_added_tokens_decoder().values())
+        tokenizer.normalizer = None
+        self._lean = tokenizer
+        self._full_lock = threading.Lock()
+        self._full: Tokenizer | None = None
+        self.tokens = _tokens_by_id(tokenizer)
         if table.token_mapping is None and len(self.tokens) != len(self._vectors):
             raise EmbedderError(
                 f"{spec}: {len(self.tokens)} tokens but {len(self._vectors)} vectors; "
                 "the model files do not belong together"
             )
-        self._unk_token_id = _unk_token_id(self._tokenizer)
+        self._unk_token_id = _unk_token_id(tokenizer)
         # model2vec's cheap pre-cut of very long texts, in characters
         median = int(np.median([len(token) for token in self.tokens]))
         self._cut = None if self._max_length is None else self._max_length * median
@@ -315,12 +328,13 @@ class StaticEmbedder:
 
         NOTE: hashes the token list, not the tokenizer JSON, so upgrading the
         ``tokenizers`` package (which may re-serialise it) keeps the fingerprint.
-        The arrays are hashed in place (their buffers), not copied.
+        The table is hashed a block at a time, never copied whole.
         """
-        stored = np.ascontiguousarray(self.table.stored)
         h = hashlib.sha256()
-        h.update(f"{stored.dtype}{stored.shape}".encode())
-        h.update(stored.data.cast("B"))
+        shape = (len(self.table.vectors), self.dim)
+        h.update(f"{np.dtype(self.table.stored_dtype)}{shape}".encode())
+        for block in self.table.stored_blocks():
+            h.update(block.data.cast("B"))
         h.update("\n".join(self.tokens).encode("utf-8", "surrogatepass"))
         for extra in (self.table.weights, self.table.token_mapping):
             if extra is not None:
@@ -375,30 +389,56 @@ class StaticEmbedder:
         return [row[:limit] for row in ids]
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
-        """Token ids per text; plain ASCII texts go through the lean tokenizer, if any.
+        """Token ids per text: the model's own normaliser, then the tokenizer without it.
+
+        The same ids as the model's whole pipeline (a tokenizer normalises, then
+        splits), except where an added token ("[MASK]") is written in the text:
+        those are matched before normalising, so such texts take the full
+        tokenizer, built on first need.
 
         NOTE: tried and dropped, measured on the 60 longest Arena-Hard and AlpacaEval
-        prompts: sending only the stretches around non-ASCII characters to the full
-        tokenizer (10% slower: more, smaller calls), and a per-word cache of ids (a
+        prompts: sending only the stretches around non-ASCII characters through the
+        normaliser (10% slower: more, smaller calls), and a per-word cache of ids (a
         new prompt's rare words miss: p99 0.87 ms against 0.77).
         """
-        if self._plain_tokenizer is None:
-            groups = [(self._tokenizer, list(range(len(texts))))]
-        else:
-            plain = [t.isascii() and not _CONTROL.search(t) for t in texts]
-            groups = [
-                (self._plain_tokenizer, [i for i, p in enumerate(plain) if p]),
-                (self._tokenizer, [i for i, p in enumerate(plain) if not p]),
-            ]
+        lean: list[str] = []
+        lean_rows: list[int] = []
+        full_rows: list[int] = []
+        for i, text in enumerate(texts):
+            normalised = self._normalise(text)
+            if any(a in text or a in normalised for a in self._added):
+                full_rows.append(i)
+            else:
+                lean.append(normalised)
+                lean_rows.append(i)
         ids: list[list[int]] = [[] for _ in texts]
-        for tokenizer, rows in groups:
-            if rows:
-                encoded = tokenizer.encode_batch_fast(
-                    [texts[i] for i in rows], add_special_tokens=False
-                )
-                for i, encoding in zip(rows, encoded, strict=True):
-                    ids[i] = encoding.ids
+        if lean_rows:
+            _fill(ids, lean_rows, self._lean.encode_batch_fast(lean, add_special_tokens=False))
+        if full_rows:
+            full = self._full_tokenizer()
+            batch = [texts[i] for i in full_rows]
+            _fill(ids, full_rows, full.encode_batch_fast(batch, add_special_tokens=False))
         return ids
+
+    def _normalise(self, text: str) -> str:
+        """The text as the model's normaliser leaves it.
+
+        BERT's normaliser on ASCII text without control characters only lowercases
+        (checked on every shipped plain prompt, tests/embed/test_static.py), which
+        ``str.lower`` does for ~60% less of the tokenizer's time.
+        """
+        if self._normalizer is None:
+            return text
+        if self._lowercase_plain is not None and text.isascii() and not _CONTROL.search(text):
+            return text.lower() if self._lowercase_plain else text
+        return self._normalizer.normalize_str(text)
+
+    def _full_tokenizer(self) -> Tokenizer:
+        """The model's whole tokenizer, normaliser included: for texts with added tokens."""
+        with self._full_lock:
+            if self._full is None:
+                self._full = _tokenizer(self.table.tokenizer_json, self._max_length)
+            return self._full
 
     def _mean_vectors(self, texts: list[str]) -> np.ndarray:
         table = self.table
@@ -435,6 +475,23 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 """ASCII control characters that BERT's text cleaning drops (tab and newlines it keeps)."""
 
 
+def _read_as_float32(stored: Any) -> tuple[np.ndarray, np.dtype[Any], np.ndarray | None]:
+    """A safetensors slice as float32, read a block of rows at a time; (vectors, the stored
+    dtype, the stored array itself when float32 cannot hold it exactly)."""
+    n = stored.get_shape()[0]
+    first = stored[0 : min(n, _BLOCK_ROWS)]
+    if n <= _BLOCK_ROWS or not np.can_cast(first.dtype, np.float32, casting="safe"):
+        original = first if n <= _BLOCK_ROWS else stored[:]
+        exact = np.can_cast(original.dtype, np.float32, casting="safe")
+        return original.astype(np.float32), original.dtype, None if exact else original
+    vectors = np.empty((n, *first.shape[1:]), dtype=np.float32)
+    vectors[: len(first)] = first
+    for start in range(len(first), n, _BLOCK_ROWS):
+        end = min(start + _BLOCK_ROWS, n)
+        vectors[start:end] = stored[start:end]
+    return vectors, first.dtype, None
+
+
 def _tokenizer(tokenizer_json: str, max_length: int | None) -> Tokenizer:
     from tokenizers import Tokenizer
 
@@ -447,24 +504,23 @@ def _tokenizer(tokenizer_json: str, max_length: int | None) -> Tokenizer:
     return tokenizer
 
 
-def _plain_text_variant(
-    tokenizer_json: str, full: Tokenizer, max_length: int | None
-) -> Tokenizer | None:
-    """The tokenizer without BERT's Unicode normalisation, for ASCII text without controls.
+def _fill(ids: list[list[int]], rows: list[int], encodings: list[Any]) -> None:
+    """Put each encoding's ids at its row."""
+    for i, encoding in zip(rows, encodings, strict=True):
+        ids[i] = encoding.ids
 
-    On such text BertNormalizer's accent stripping, CJK spacing and cleaning
-    change nothing, but cost ~60% of the tokenizer's time (the default model,
-    ~170 µs of a real prompt's tokenization); lowercasing alone gives the same
-    ids (checked on every shipped plain prompt, tests/embed/test_static.py).
-    None for other normalisers, whose equivalences are not known.
+
+def _lowercase_plain(normalizer: Any) -> bool | None:
+    """For BERT's normaliser, whether it lowercases (all it does to plain ASCII); else None.
+
+    Accent stripping, CJK spacing and cleaning change nothing on ASCII without
+    control characters; other normalisers' equivalences are not known.
     """
     from tokenizers import normalizers
 
-    if not isinstance(full.normalizer, normalizers.BertNormalizer):
+    if not isinstance(normalizer, normalizers.BertNormalizer):
         return None
-    lean = _tokenizer(tokenizer_json, max_length)
-    lean.normalizer = normalizers.Lowercase() if full.normalizer.lowercase else None
-    return lean
+    return bool(normalizer.lowercase)
 
 
 def _splits_at_spaces(tokenizer: Tokenizer) -> bool:

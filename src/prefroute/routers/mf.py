@@ -231,6 +231,10 @@ def length_features(prompts: Sequence[str]) -> np.ndarray:
     Embeddings are L2-normalised mean pools, so they cannot tell a one-line
     question from a page-long problem; length alone routes MMLU and GSM8K
     better than chance (../shared/REFERENCE.md), so MF gets it as two inputs.
+
+    NOTE: ``str.split`` over the whole prompt is 1-2% of an MF call on real
+    Arena-Hard prompts (2 µs of ~0.1 ms; 5 of 236 ms per 2,490 batched), and a
+    numpy count over the bytes measured no faster in batches, so it stays.
     """
     chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
     words = np.fromiter((len(p.split()) for p in prompts), dtype=np.float64, count=len(prompts))

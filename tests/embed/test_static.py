@@ -167,7 +167,7 @@ def test_normalising_apart_gives_the_full_tokenizers_ids(static_embedder, real_p
         *real_prompts,
         *("Café crème", "naïve 日本語 text", "a bell\x07inside", "tab\tand\r\nnewlines"),
         *("MiXeD CaSe ÀÉÎ", "", "   ", "x" * 5000),
-        *("fill the [MASK] here", "[mask] lowercased", "[CLS]x[SEP]", "Ünïcode [UNK] too"),
+        *("fill the [PAD] here", "[pad] lowercased", "[UNK]x[PAD]", "Ünïcode [UNK] too"),
     ]
     assert static_embedder._lowercase_plain is True, "the default model normalises like BERT"
     full = static_embedder._full_tokenizer().encode_batch_fast(texts, add_special_tokens=False)
@@ -225,8 +225,11 @@ EDGES = [
     "plain words here " * 80 + "日本語のテキスト" * 300,  # CJK with no space at all
     "word " * 300 + " \u0301accent " * 400,  # combining marks right after a space
     "ΟΔΥΣΣΕΥΣ Σίσυφος " * 300,  # Greek capitals: final sigma at piece ends
-    "[MASK] and [CLS] tokens " * 400,  # added tokens, matched before normalising
+    "[PAD] and [UNK] tokens " * 400,  # added tokens, matched before normalising
     "ok " * 600 + "\x07bell " * 400,  # control characters: the full tokenizer's pieces
+    '[{"text":"Visma","coords":[[20,732],[56,732]]},' * 120,  # no whitespace: punctuation
+    '{"a":[1,2,3],"b":"[PAD]"},' * 300,  # an added token that a cut could split
+    "q" * 958 + "[PAD]" + "z" * 300 + " more words" * 300,  # ... where a piece would end
     "short tail",
     "",
 ]

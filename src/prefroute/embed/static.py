@@ -209,8 +209,13 @@ class StaticEmbedder:
         # encode() re-sets truncation on every call, which fails ("Already borrowed")
         # when a server encodes from several threads at once. Its normaliser runs
         # apart (``_normalise``), so one tokenizer (~10 MB) serves every text.
+        from tokenizers import pre_tokenizers
+
         tokenizer = _tokenizer(table.tokenizer_json, self._max_length)
-        self._splits_at_spaces = _splits_at_spaces(tokenizer)
+        self._splits_at_whitespace = _splits_at_whitespace(tokenizer)
+        self._cuts_at_punctuation = isinstance(
+            tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer
+        )
         self._normalizer = tokenizer.normalizer
         self._lowercase_plain = _lowercase_plain(self._normalizer)
         self._added = tuple(t.content for t in tokenizer.get_added_tokens_decoder().values())
@@ -359,25 +364,29 @@ class StaticEmbedder:
         characters, truncated to ``max_length`` tokens.
 
         Only the first ``max_length`` tokens count, so a long text is tokenised a
-        piece at a time, each piece ending before a space, until that many are in:
-        a tokenizer that splits words at spaces (``_splits_at_spaces``) gives a
-        text's tokens as its pieces' tokens one after another. A piece is sized
-        from the characters per token seen so far; the first is
-        ``2 * max_length`` characters, so texts below that are one call as before.
+        piece at a time, each piece ending before whitespace (or, for BERT's
+        pre-tokenizer, before punctuation, which it splits off too), until that many
+        are in: such a tokenizer (``_splits_at_whitespace``) gives a text's tokens as
+        its pieces' tokens one after another. A piece is sized from the characters
+        per token seen so far; the first is ``2 * max_length`` characters, so texts
+        below that are one call as before. A text that spells an added token
+        ("[MASK]") is never cut, so no cut can split one.
         """
         if self._cut is not None:
             texts = [t[: self._cut] for t in texts]
         limit = self._max_length
-        if limit is None or not self._splits_at_spaces:
+        if limit is None or not self._splits_at_whitespace:
             return self._encode(texts)
         ids: list[list[int]] = [[] for _ in texts]
         done = [0] * len(texts)  # characters tokenised so far
-        size = [2 * limit] * len(texts)  # characters in the next piece
+        size = [
+            len(t) if any(a in t for a in self._added) else 2 * limit for t in texts
+        ]  # characters in the next piece
         todo = list(range(len(texts)))
         while todo:
             pieces = []
             for i in todo:
-                end = _piece_end(texts[i], done[i], size[i])
+                end = _piece_end(texts[i], done[i], size[i], self._cuts_at_punctuation)
                 pieces.append(texts[i][done[i] : end])
                 done[i] = end
             for i, piece_ids in zip(todo, self._encode(pieces), strict=True):
@@ -425,13 +434,26 @@ class StaticEmbedder:
 
         BERT's normaliser on ASCII text without control characters only lowercases
         (checked on every shipped plain prompt, tests/embed/test_static.py), which
-        ``str.lower`` does for ~60% less of the tokenizer's time.
+        ``str.lower`` does for ~60% less of the tokenizer's time; it works character
+        by character, so a text cut before whitespace normalises piece by piece.
         """
         if self._normalizer is None:
             return text
-        if self._lowercase_plain is not None and text.isascii() and not _CONTROL.search(text):
+        if self._lowercase_plain is None:
+            return self._normalizer.normalize_str(text)
+        if text.isascii() and not _CONTROL.search(text):
             return text.lower() if self._lowercase_plain else text
-        return self._normalizer.normalize_str(text)
+        non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+        if not self._splits_at_whitespace or non_ascii * _MIN_PLAIN > len(text):
+            return self._normalizer.normalize_str(text)
+        # A few odd characters in a long text: BERT's normaliser works character by
+        # character, so it runs on the stretches around them only (~10x less of it).
+        return "".join(
+            (part.lower() if self._lowercase_plain else part)
+            if plain
+            else self._normalizer.normalize_str(part)
+            for plain, part in _stretches(text)
+        )
 
     def _full_tokenizer(self) -> Tokenizer:
         """The model's whole tokenizer, normaliser included: for texts with added tokens."""
@@ -473,6 +495,16 @@ class StaticEmbedder:
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 """ASCII control characters that BERT's text cleaning drops (tab and newlines it keeps)."""
+_ODD = re.compile(r"[^\t\n\r\x20-\x7e]")
+"""A character plain-ASCII lowercasing does not normalise as BERT does: non-ASCII, control."""
+_WHITESPACE = " \t\n\r"
+_WHITESPACE_RE = re.compile(r"[ \t\n\r]")
+_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+"""ASCII punctuation: BERT's pre-tokenizer makes each such character a word of its own."""
+_WORD_END = re.compile(r"[ \t\n\r!-/:-@\[-`{-~]")
+_MIN_PLAIN = 64
+"""Plain stretches shorter than this are normalised with the odd ones around them:
+fewer, longer calls of BERT's normaliser."""
 
 
 def _read_as_float32(stored: Any) -> tuple[np.ndarray, np.dtype[Any], np.ndarray | None]:
@@ -523,8 +555,9 @@ def _lowercase_plain(normalizer: Any) -> bool | None:
     return bool(normalizer.lowercase)
 
 
-def _splits_at_spaces(tokenizer: Tokenizer) -> bool:
-    """Whether a text's tokens are its space-separated pieces' tokens one after another.
+def _splits_at_whitespace(tokenizer: Tokenizer) -> bool:
+    """Whether a text's tokens are its pieces' tokens one after another, for pieces cut
+    before ASCII whitespace (space, tab, newline, carriage return).
 
     True when words are split at whitespace before the model sees them (BERT's
     pre-tokenizer, or whitespace splitting), the normaliser works character by
@@ -547,16 +580,49 @@ def _splits_at_spaces(tokenizer: Tokenizer) -> bool:
     )
 
 
-def _piece_end(text: str, start: int, size: int) -> int:
-    """Where a piece of ``text`` from ``start`` of about ``size`` characters ends: before a
-    space (so the next piece starts with it), or at the end of the text."""
+def _piece_end(text: str, start: int, size: int, punctuation: bool) -> int:
+    """Where a piece of ``text`` from ``start`` of about ``size`` characters ends: before
+    ASCII whitespace (so the next piece starts with it), else before ASCII punctuation
+    if ``punctuation`` (code, JSON), else after the word; or at the end of the text."""
     end = start + size
     if end >= len(text):
         return len(text)
-    space = text.rfind(" ", start + 1, end)
-    if space == -1:  # one word longer than the piece: end after it
-        space = text.find(" ", end)
-    return len(text) if space == -1 else space
+    cut = max(text.rfind(c, start + 1, end) for c in _WHITESPACE)
+    if punctuation and cut < end - _MIN_PLAIN:  # none near the end: JSON, code, tables
+        mark = _PUNCTUATION.search(text, max(start + 1, end - _MIN_PLAIN), end)
+        cut = cut if mark is None else mark.start()
+    if cut == -1:  # one word longer than the piece: end after it
+        after = (_WORD_END if punctuation else _WHITESPACE_RE).search(text, end)
+        cut = -1 if after is None else after.start()
+    return len(text) if cut == -1 else cut
+
+
+def _stretches(text: str) -> list[tuple[bool, str]]:
+    """``text`` as (plain?, stretch) in order, cut only before ASCII whitespace.
+
+    A stretch that is not plain runs from the whitespace before an odd character
+    (non-ASCII or control) to the whitespace after it; odd stretches less than
+    ``_MIN_PLAIN`` characters apart join.
+    """
+    out: list[tuple[bool, str]] = []
+    done = 0  # text[:done] is in out
+    match = _ODD.search(text)
+    while match is not None:
+        start = max(text.rfind(c, done, match.start()) for c in _WHITESPACE)
+        start = done if start == -1 else start
+        after = _WHITESPACE_RE.search(text, match.end())
+        end = len(text) if after is None else after.start()
+        if out and not out[-1][0] and start - done < _MIN_PLAIN:
+            out[-1] = (False, out[-1][1] + text[done:end])
+        else:
+            if start > done:
+                out.append((True, text[done:start]))
+            out.append((False, text[start:end]))
+        done = end
+        match = _ODD.search(text, end)
+    if done < len(text):
+        out.append((True, text[done:]))
+    return out
 
 
 def _tokens_by_id(tokenizer: Tokenizer) -> tuple[str, ...]:

@@ -1,8 +1,8 @@
 """What a router costs to start and to score with: fresh-process load, server RSS, CLI start,
 MF latency and throughput, SW CPU time per query.
 
-    python benchmarks/startup.py --mf DIR --sw DIR [--repeats 5] [--n-single 498]
-        [--batch-size 256] [--passes 10] [--busy 2]
+    python benchmarks/startup.py --mf DIR --sw DIR [--repeats 5] [--batch-size 256]
+        [--passes 10] [--busy 2]
 
 ``--mf`` / ``--sw``: router artifacts (e.g. ``prefroute train mf --out /tmp/mf``,
 the shipped recipe, ~1 min; ``prefroute train sw_ranking --out /tmp/sw``). Every
@@ -260,8 +260,11 @@ def main() -> None:
 
     print(f"Command: `{shlex.join(['python', 'benchmarks/startup.py', *sys.argv[1:]])}`  ")
     print(f"Machine: {where}  ")
-    print(f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; prompts: the {len(prompts)} real ")
-    print(f"Arena-Hard v0.1 prompts; {time.perf_counter() - started:.0f} s wall\n")
+    print(
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; artifacts {args.mf}, {args.sw}; "
+        f"prompts: the {len(prompts)} real Arena-Hard v0.1 prompts; "
+        f"{time.perf_counter() - started:.0f} s wall\n"
+    )
 
     print("| fresh process | seconds | process wall s | peak RSS MB | heavy modules imported |")
     print("|---|---:|---:|---:|---|")

@@ -12,8 +12,9 @@ memory a server start or a ``prefroute route`` call would. Rows:
 - load + first score: ``from prefroute.routers.base import Router``,
   ``Router.load(DIR)`` and one ``strong_win_rate`` call, timed inside the process
   (interpreter start-up not included; the process's whole wall time is shown
-  beside it), with its peak RSS (``VmHWM``) and the heavy modules it imported;
-  median of ``--repeats`` processes
+  beside it, and its CPU time, which a busy machine does not inflate), with its
+  peak RSS (``VmHWM``) and the heavy modules it imported; median of ``--repeats``
+  processes
 - ``prefroute serve`` worker: one worker in front of the fake upstream
   (``prefroute.testing``), RSS after start-up and one routed chat completion
 - ``prefroute --help``: the console script's wall time, median of ``--repeats``,
@@ -118,6 +119,7 @@ else:
 class Load:
     what: str
     seconds: float
+    cpu_s: float | None
     process_s: float
     rss_mb: float
     imported: list[str]
@@ -146,6 +148,7 @@ def fresh_load(kind: str, artifact: Path, repeats: int) -> Load:
     return Load(
         what=f"{kind}: import + `Router.load` + first score",
         seconds=middle[0]["seconds"],
+        cpu_s=middle[0]["cpu_s"],
         process_s=middle[1],
         rss_mb=statistics.median(r[0]["rss_mb"] for r in runs),
         imported=middle[0]["imported"],
@@ -167,7 +170,7 @@ def cli_help(repeats: int) -> Load:
     probe, _ = run_python(code)
     wall = statistics.median(walls)
     return Load(
-        "`prefroute --help` (console script)", wall, wall, probe["rss_mb"], probe["imported"]
+        "`prefroute --help` (console script)", wall, None, wall, probe["rss_mb"], probe["imported"]
     )
 
 
@@ -266,14 +269,21 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s wall\n"
     )
 
-    print("| fresh process | seconds | process wall s | peak RSS MB | heavy modules imported |")
-    print("|---|---:|---:|---:|---|")
+    print(
+        "| fresh process | seconds | CPU s | process wall s | peak RSS MB "
+        "| heavy modules imported |"
+    )
+    print("|---|---:|---:|---:|---:|---|")
     for r in loads:
+        cpu_s = "–" if r.cpu_s is None else f"{r.cpu_s:.3f}"
         print(
-            f"| {r.what} | {r.seconds:.3f} | {r.process_s:.3f} | {r.rss_mb:.0f} "
+            f"| {r.what} | {r.seconds:.3f} | {cpu_s} | {r.process_s:.3f} | {r.rss_mb:.0f} "
             f"| {', '.join(r.imported) or 'none'} |"
         )
-    print(f"| `prefroute serve` worker (1 worker, after 1 request) | – | – | {serve_rss:.0f} | – |")
+    print(
+        f"| `prefroute serve` worker (1 worker, after 1 request) | – | – | – "
+        f"| {serve_rss:.0f} | – |"
+    )
 
     ms = [t * 1e3 for t in mf_single["walls"]]
     cpu = [t * 1e3 for t in mf_single["cpus"]]

@@ -16,7 +16,8 @@ memory a server start or a ``prefroute route`` call would. Rows:
   peak RSS (``VmHWM``) and the heavy modules it imported; median of ``--repeats``
   processes
 - ``prefroute serve`` worker: one worker in front of the fake upstream
-  (``prefroute.testing``), RSS after start-up and one routed chat completion
+  (``prefroute.testing``), RSS after start-up and one chat completion routed by
+  ``router-mf-0.5``
 - ``prefroute --help``: the console script's wall time, median of ``--repeats``,
   and whether it imported numpy or polars
 - MF per prompt: ``strong_win_rate([prompt])`` over the real Arena-Hard prompts one
@@ -194,7 +195,7 @@ def serve_worker(artifact: Path, tmp: Path) -> float:
     try:
         wait_for_port(up_port, upstream, "the fake upstream")
         wait_for_port(port, server, "prefroute serve")
-        body = {"model": "router-mf@50%", "messages": [{"role": "user", "content": SAMPLE}]}
+        body = {"model": "router-mf-0.5", "messages": [{"role": "user", "content": SAMPLE}]}
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/chat/completions",
             data=json.dumps(body).encode(),
@@ -247,7 +248,10 @@ def main() -> None:
     started = time.perf_counter()
 
     prompts = arena_hard_prompts()
-    loads = [fresh_load("mf", args.mf, args.repeats), fresh_load("sw_ranking", args.sw, 3)]
+    loads = [
+        fresh_load("mf", args.mf, args.repeats),
+        fresh_load("sw_ranking", args.sw, args.repeats),
+    ]
     loads.append(cli_help(args.repeats))
     with tempfile.TemporaryDirectory(prefix="prefroute-startup-") as tmp:
         prompts_file = Path(tmp) / "prompts.json"

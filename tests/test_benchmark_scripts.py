@@ -88,3 +88,37 @@ def test_paper_table_benchmark_prints_its_table(tmp_path: Path) -> None:
     assert [row[0] for row in rows[:3]] == ["random", "random", "oracle"]
     assert any(row[0] == "paper: mf" for row in rows)
     started_with_load_average(out)
+
+
+def test_startup_benchmark_prints_its_tables(tmp_path: Path, data_dir: Path) -> None:
+    """On a tiny MF (torch to train) and SW ranking router over real AlpacaEval prompts."""
+    pytest.importorskip("torch")
+    import polars as pl
+
+    from prefroute.data.schema import Battles
+    from prefroute.routers.mf import MFRouter
+    from prefroute.routers.sw_ranking import SWRankingRouter
+
+    prompts = pl.read_ndjson(data_dir / "alpaca-eval" / "instructions.jsonl.gz")["instruction"]
+    rows = [
+        (p, "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "model_a") for p in prompts[:40]
+    ]
+    frame = pl.DataFrame(rows, schema=["prompt", "model_a", "model_b", "winner"], orient="row")
+    battles = Battles(
+        frame.with_columns(
+            prompt_id=pl.col("prompt").hash().cast(pl.String),
+            source=pl.lit("human"),
+            dataset=pl.lit("test"),
+            weight=pl.lit(1.0),
+        )
+    )
+    mf = MFRouter(dim=4, epochs=1, verbose=False).fit(battles).save(tmp_path / "mf")
+    sw = SWRankingRouter(k=8).fit(battles).save(tmp_path / "sw")
+    args = ["--mf", str(mf), "--sw", str(sw), "--repeats", "1", "--passes", "1", "--busy", "1"]
+    out = run("startup.py", *args, timeout=300)
+    loads = table_rows(out, "| fresh process |")
+    assert [row[0].split(":")[0] for row in loads[:2]] == ["mf", "sw_ranking"]
+    assert "polars" not in loads[0][-1] and "model2vec" not in loads[0][-1]
+    assert len(table_rows(out, "| MF on Arena-Hard")) == 1
+    assert len(table_rows(out, "| SW ranking")) == 2
+    started_with_load_average(out)

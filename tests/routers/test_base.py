@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from prefroute.data.schema import Battles
-from prefroute.errors import ArtifactError, NotFittedError
+from prefroute.errors import ArtifactError, InvalidParameterError, NotFittedError
 from prefroute.routers.artifact import (
     FORMAT_VERSION,
     Calibration,
@@ -152,8 +152,9 @@ def test_unknown_kind_lists_the_known_ones() -> None:
 
 
 def test_declared_parameters_are_checked_at_fit_with_one_message() -> None:
-    with pytest.raises(
-        ValueError, match=r"^RandomRouter: parameter 'random_state' must be an int or None, got"
+    with pytest.raises(  # a ValueError too, and one line from the CLI
+        InvalidParameterError,
+        match=r"^RandomRouter: parameter 'random_state' must be an int or None, got",
     ):
         RandomRouter(random_state="seven").fit(Battles.empty())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="parameter 'strong_model' must be a str, got 3"):

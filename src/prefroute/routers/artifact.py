@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefroute.conversation import TURN_POLICIES, Turns
-from prefroute.errors import ArtifactError
+from prefroute.errors import ArtifactError, InvalidParameterError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,14 +125,14 @@ class Calibration:
 
     def __post_init__(self) -> None:
         if len(self.thresholds) != SHARES:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"a calibration holds {SHARES} thresholds (0..100%), got {len(self.thresholds)}"
             )
 
     def threshold_for_share(self, share: float) -> float:
         """The threshold sending ``share`` (0-1) of calls to the strong model (whole percents)."""
         if not 0.0 <= share <= 1.0:
-            raise ValueError(f"strong share must be in [0, 1], got {share}")
+            raise InvalidParameterError(f"strong share must be in [0, 1], got {share}")
         return self.thresholds[round(share * 100)]
 
 

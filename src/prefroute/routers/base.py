@@ -116,7 +116,8 @@ class Router(ABC):
     def _validate_params(self) -> None:
         """Refuse a hyper-parameter outside its declared constraints, naming it.
 
-        ``ValueError``: ``MFRouter: parameter 'dim' must be an int >= 1, got 0``.
+        ``InvalidParameterError`` (a ``ValueError``): ``MFRouter: parameter 'dim' must be
+        an int >= 1, got 0``.
         """
         check_params(type(self).__name__, self.get_params(), self._constraints())
 

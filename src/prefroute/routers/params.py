@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Literal, Protocol
 
+from prefroute.errors import InvalidParameterError
+
 __all__ = ["Constraint", "Interval", "Options", "check_params"]
 
 
@@ -127,7 +129,8 @@ def check_params(
     params: Mapping[str, Any],
     table: Mapping[str, Sequence[Constraint | type | None]],
 ) -> None:
-    """Raise ``ValueError`` for the first declared parameter no constraint accepts.
+    """Raise ``InvalidParameterError`` (a ``ValueError``) for the first declared parameter
+    no constraint accepts.
 
     ``owner`` names the class in the message; parameters the table does not
     declare are not checked.
@@ -137,4 +140,6 @@ def check_params(
         constraints = [_constraint(s) for s in specs]
         if not any(c.accepts(value) for c in constraints):
             allowed = " or ".join(str(c) for c in constraints)
-            raise ValueError(f"{owner}: parameter {name!r} must be {allowed}, got {value!r}")
+            raise InvalidParameterError(
+                f"{owner}: parameter {name!r} must be {allowed}, got {value!r}"
+            )

@@ -79,3 +79,20 @@ def test_cost_and_blend_follow_the_token_mix() -> None:
     assert str(Price(2.5, 10.0, "2024-10-01", "OpenAI")) == (
         "$2.5 in / $10 out per 1M tokens (OpenAI, 2024-10-01)"
     )
+
+
+def test_many_bad_entries_offer_no_option_price_files_do_not_have(tmp_path: Path) -> None:
+    path = tmp_path / "prices.toml"
+    path.write_text("".join(f'["m{i}"]\ninput = "cheap"\noutput = 1.0\n' for i in range(12)))
+    with pytest.raises(DataError) as caught:
+        read_prices(path)
+    text = str(caught.value)
+    assert text.endswith("... and 2 more bad records") and "--skip-bad" not in text
+
+
+def test_a_price_line_names_model_price_date_and_file(tmp_path: Path) -> None:
+    price = price_table().price("gpt-4o")
+    assert price.line("gpt-4o") == (
+        "gpt-4o $2.5 in / $10 out per 1M tokens (2024-10-01, prefroute/prices.toml)"
+    )
+    assert str(TokenMix(10, 20, "a guess")) == "10 input + 20 output tokens a call (a guess)"

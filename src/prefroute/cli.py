@@ -175,6 +175,16 @@ BattleFilesOption = Annotated[
 SkipBadOption = Annotated[
     bool, typer.Option("--skip-bad", help="Drop bad records (reported) instead of failing.")
 ]
+PricesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--prices",
+        help="TOML price file(s), $ per 1M input/output tokens, over the shipped table; "
+        "several after one flag.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 
 
 @data_app.command("stats")
@@ -395,15 +405,20 @@ def eval_routers(
         Path | None,
         typer.Option(
             "--eval-file",
-            help="Your per-model scores: prompt, model, score|correct (JSONL/CSV/Parquet).",
+            help="Your labels: scores (prompt, model, score|correct) or battles (prompt, "
+            "model_a, model_b, winner); JSONL/CSV/Parquet.",
             exists=True,
             dir_okay=False,
         ),
     ] = None,
     strong: Annotated[
-        str | None, typer.Option("--strong", help="Strong model of --eval-file.")
+        str | None,
+        typer.Option(
+            "--strong", help="Strong model of --eval-file (default: the router's, or the file's)."
+        ),
     ] = None,
     weak: Annotated[str | None, typer.Option("--weak", help="Weak model of --eval-file.")] = None,
+    skip_bad: SkipBadOption = False,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write every number as JSON.", dir_okay=False)
     ] = None,
@@ -411,29 +426,32 @@ def eval_routers(
         Path | None,
         typer.Option("--plot", help="Write a PNG: quality vs % strong calls.", dir_okay=False),
     ] = None,
-    strong_cost: Annotated[float, typer.Option(help="Strong model $ per 1M tokens.")] = 24.7,
-    weak_cost: Annotated[float, typer.Option(help="Weak model $ per 1M tokens.")] = 0.24,
+    prices: PricesOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """APGR, CPT(50%/80%) and AUC of routers on the paper's benchmarks or your own file."""
+    """APGR (with its 95% interval), CPT(50%/80%) and AUC of routers on the paper's
+    benchmarks or your own scores or battles, with savings at the pair's list prices."""
     from prefroute.evals.benchmarks import BENCHMARKS
     from prefroute.evals.evaluate import evaluate_artifacts
-    from prefroute.evals.metrics import Prices
     from prefroute.evals.report import render, write_plot
+    from prefroute.prices import price_table
 
-    if (eval_file is None) != (strong is None) or (eval_file is None) != (weak is None):
-        raise typer.BadParameter("--eval-file needs --strong and --weak, and they need it")
+    if (strong is None) != (weak is None):
+        raise typer.BadParameter("give --strong and --weak together (or neither)")
+    if strong is not None and eval_file is None:
+        raise typer.BadParameter("--strong and --weak name the pair of --eval-file; give it")
     if benchmark is None:
         names = [] if eval_file else list(BENCHMARKS)
     else:
         names = [b.strip() for b in benchmark.split(",") if b.strip()]
-    files = [(eval_file, strong, weak)] if eval_file and strong and weak else []
+    table = price_table(prices or ())  # a bad price file fails before the slow part
     results = evaluate_artifacts(
         artifacts,
         benchmarks=names,
-        eval_files=files,
+        eval_files=[(eval_file, strong, weak)] if eval_file else [],
+        skip_bad=skip_bad,
         data_dir=data_dir,
-        prices=Prices(strong_cost, weak_cost),
+        prices=table,
         console=console,
     )
     render(results, console)
@@ -620,14 +638,7 @@ def label_command(
     max_cost: Annotated[
         float | None, typer.Option(help="Stop before this run's new calls cost more ($).")
     ] = None,
-    prices: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--prices",
-            help="TOML price file(s) ($ per 1M tokens); several after one flag.",
-            exists=True,
-        ),
-    ] = None,
+    prices: PricesOption = None,
     store: Annotated[
         Path | None, typer.Option(help="Call store (SQLite) [<out>.calls.sqlite].")
     ] = None,

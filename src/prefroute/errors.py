@@ -67,11 +67,15 @@ class DataError(PrefrouteError, ValueError):
 
     Holds every problem found (not only the first) so a user fixes a file in one
     pass; the message shows the first few and how many more there are.
+    ``skippable`` says the reader could drop the bad records instead
+    (``skip_bad=True``: the ``--skip-bad`` of every command that reads battles or
+    scores); only then does the message offer it, so a hint never names an option
+    the failing command does not have (prompt, answer and price files have none).
     """
 
     SHOWN = 10
 
-    def __init__(self, problems: Sequence[Problem] | str) -> None:
+    def __init__(self, problems: Sequence[Problem] | str, *, skippable: bool = False) -> None:
         if isinstance(problems, str):
             self.problems: tuple[Problem, ...] = ()
             super().__init__(problems)
@@ -80,7 +84,8 @@ class DataError(PrefrouteError, ValueError):
         lines = [str(p) for p in self.problems[: self.SHOWN]]
         more = len(self.problems) - self.SHOWN
         if more > 0:
-            lines.append(f"... and {more} more bad records (use --skip-bad to drop them)")
+            hint = " (use --skip-bad to drop them)" if skippable else ""
+            lines.append(f"... and {more} more bad records{hint}")
         super().__init__("\n".join(lines))
 
     @classmethod
@@ -116,8 +121,8 @@ class UnknownPriceError(PrefrouteError, LookupError):
         self.model = model
         super().__init__(
             f"no price for model {model!r} (looked in {', '.join(looked_in)}); give it in a "
-            f'TOML file passed as --prices FILE: ["{model}"] input = <$ per 1M input tokens> '
-            "output = <$ per 1M output tokens>"
+            f'TOML price file, ["{model}"] input = <$ per 1M input tokens> output = <$ per '
+            "1M output tokens>, passed as --prices FILE (or named by $PREFROUTE_PRICES)"
         )
 
 

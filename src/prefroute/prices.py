@@ -42,11 +42,19 @@ class TokenMix:
     """Tokens in and out of one typical request, to turn two prices into one.
 
     The default is the RouteLLM paper's: 95 input and 264 output tokens, which
-    makes GPT-4-1106's $10 / $30 the paper's $24.7 per 1M tokens.
+    makes GPT-4-1106's $10 / $30 the paper's $24.7 per 1M tokens. ``source``
+    says where a mix came from, so every report can state the one it used.
     """
 
     input_tokens: float = 95.0
     output_tokens: float = 264.0
+    source: str = "the RouteLLM paper's typical call"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.input_tokens:,.0f} input + {self.output_tokens:,.0f} output tokens a call "
+            f"({self.source})"
+        )
 
 
 PAPER_MIX = TokenMix()
@@ -75,6 +83,13 @@ class Price:
         where = ", ".join(part for part in (self.provider, self.date) if part)
         return f"${self.input:g} in / ${self.output:g} out per 1M tokens" + (
             f" ({where})" if where else ""
+        )
+
+    def line(self, model: str) -> str:
+        """What a report says about a price it used: model, $ in/out, date, source file."""
+        return (
+            f"{model} ${self.input:g} in / ${self.output:g} out per 1M tokens "
+            f"({self.date or 'undated'}, {self.source})"
         )
 
 

@@ -90,7 +90,7 @@ def test_mt_bench_judge_failures_are_left_out_of_the_mean(data_dir: Path, tmp_pa
     s = benchmark("mt-bench", tmp_path)
     assert s.strong_quality[s.prompt_ids.index(first)] == turn1
     assert second not in s.prompt_ids
-    assert dict(s.dropped) == {"contaminated": 8, f"no score for {STRONG}": 1}
+    assert dict(s.dropped) == {"contaminated": 8, f"without a score for {STRONG}": 1}
 
 
 def test_trained_on_ids_are_excluded_and_counted(data_dir: Path) -> None:
@@ -131,10 +131,13 @@ def test_eval_file_matches_models_by_canonical_name_and_counts_missing_scores(
     np.testing.assert_array_equal(s.strong_quality, [9.0, 8.0])
     np.testing.assert_array_equal(s.weak_quality, [6.0, 7.0])
     assert dict(s.dropped) == {
-        "no score for either model": 1,
-        "no score for gpt-4o": 1,
-        "no score for gpt-4o-mini": 1,
+        "without a score for either model": 1,
+        "without a score for gpt-4o": 1,
+        "without a score for gpt-4o-mini": 1,
     }
+    assert s.source is not None and (s.source.rows, s.source.used) == (8, 5)
+    assert dict(s.source.ignored) == {"of other models": 1, "of prompts left out": 2}
+    assert s.source.pair_choice is None and s.quality == "mean score"
 
 
 def test_eval_file_reads_csv_correctness_and_prompt_ids(tmp_path: Path) -> None:
@@ -179,7 +182,7 @@ def test_a_set_with_nothing_left_says_what_was_dropped(tmp_path: Path) -> None:
         {"prompt": "b", "model": "small", "score": 0},
     ]
     path = _write(tmp_path / "mine.jsonl", rows)
-    with pytest.raises(EvalError, match="no prompts left.*1 no score for big"):
+    with pytest.raises(EvalError, match="no prompts left.*1 without a score for big"):
         eval_file(path, "big", "small")
     rows = [
         {"prompt": "a", "model": "big", "score": 1},
@@ -189,3 +192,92 @@ def test_a_set_with_nothing_left_says_what_was_dropped(tmp_path: Path) -> None:
         eval_file(_write(path.with_name("mine.jsonl"), rows), "big", "small")
     with pytest.raises(ValueError, match="differ in length"):
         EvalSet("x", ("a",), ("a", "b"), np.ones(1), np.zeros(1), "big", "small")
+
+
+def test_without_a_pair_the_routers_own_or_the_files_only_pair_is_used(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": f"q{i}", "model": model, "correct": ok}
+        for i in range(10)
+        for model, ok in (("small", i % 3 == 0), ("big", i % 2 == 0))
+    ]
+    path = _write(tmp_path / "two.jsonl", rows)
+    s = eval_file(path)  # two models: strong is the better one on the file
+    assert (s.strong_model, s.weak_model) == ("big", "small")
+    assert s.quality == "share correct"
+    assert s.source is not None and s.source.pair_choice is not None
+    assert s.source.pair_choice.startswith("its only pair (10 prompts); strong is the better")
+    s = eval_file(path, prefer=[("other", "pair"), ("small", "big")])  # the router's pair
+    assert (s.strong_model, s.weak_model) == ("small", "big")
+    assert (
+        s.source is not None and s.source.pair_choice == "the router's own pair, found in two.jsonl"
+    )
+    rows += [{"prompt": "q0", "model": "third", "correct": True}]
+    with pytest.raises(EvalError, match="scores 3 models .big, small, third.; say which pair"):
+        eval_file(_write(path, rows))
+    with pytest.raises(EvalError, match="both the strong and the weak model"):
+        eval_file(path, "big")
+
+
+def test_battles_are_the_strong_models_results_from_its_side(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": "a", "model_a": "big", "model_b": "small", "winner": "model_a"},
+        {"prompt": "a", "model_a": "small", "model_b": "big", "winner": "tie"},
+        {"prompt": "b", "model_a": "small", "model_b": "big", "winner": "model_a"},
+        {"prompt": "b", "model_a": "big", "model_b": "small", "winner": "model_a"},
+        {"prompt": "b", "model_a": "big", "model_b": "small", "winner": "model_b", "weight": 0},
+        {"prompt": "c", "model_a": "big", "model_b": "third", "winner": "model_a"},
+    ]
+    s = eval_file(_write(tmp_path / "battles.jsonl", rows), "big", "small")
+    assert s.prompts == ("a", "b")
+    np.testing.assert_allclose(s.strong_quality, [0.75, 0.5])  # (1 + 0.5) / 2, (0 + 1) / 2
+    np.testing.assert_allclose(s.weak_quality, [0.25, 0.5])
+    assert s.quality.startswith("win rate against the other model (win 1, tie 0.5")
+    assert s.source is not None and (s.source.rows, s.source.used) == (6, 4)
+    assert dict(s.source.ignored) == {"of other pairs": 1, "of weight 0": 1}
+    chosen = eval_file(tmp_path / "battles.jsonl")  # the most frequent pair, oriented
+    assert (chosen.strong_model, chosen.weak_model) == ("big", "small")
+    assert chosen.source is not None and chosen.source.pair_choice is not None
+    assert chosen.source.pair_choice.startswith("its most frequent of 2 pairs (4 battles)")
+    with pytest.raises(DataError, match="battles between big and tiny, got pairs big vs small"):
+        eval_file(tmp_path / "battles.jsonl", "big", "tiny")
+
+
+def test_real_human_battles_as_an_eval_set(data_dir: Path) -> None:
+    path = data_dir / "prd-vicuna80-pairwise" / "battles_human.jsonl.gz"
+    s = eval_file(path, "gpt-4", "vicuna-13b")
+    votes: dict[str, list[float]] = {}
+    for r in _jsonl(path):  # the same numbers the slow way, from the raw records
+        pair = {r["model_a"], r["model_b"]}
+        if pair == {"gpt4", "vicuna-13b"}:
+            won = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5}[r["winner"]]
+            votes.setdefault(r["prompt_id"], []).append(won if r["model_a"] == "gpt4" else 1 - won)
+    assert len(s) == len(votes) == 80
+    by_id = dict(zip(s.prompt_ids, s.strong_quality, strict=True))
+    for prompt_id, results in votes.items():
+        assert by_id[prompt_id] == pytest.approx(np.mean(results))
+    assert s.source is not None and s.source.rows == 7_040
+    assert s.source.used == sum(len(v) for v in votes.values()) == 240
+    assert dict(s.source.ignored) == {"of other pairs": 7_040 - 240}
+
+
+def test_token_counts_in_the_file_price_each_models_call(tmp_path: Path) -> None:
+    rows = [
+        {"prompt": "a", "model": "big", "score": 1, "input_tokens": 100, "output_tokens": 300},
+        {"prompt": "a", "model": "small", "score": 0, "input_tokens": 100, "output_tokens": 100},
+        {"prompt": "b", "model": "big", "score": 1, "input_tokens": 50, "output_tokens": 500},
+        {"prompt": "b", "model": "small", "score": 1, "input_tokens": 50, "output_tokens": "?"},
+    ]
+    s = eval_file(_write(tmp_path / "tokens.jsonl", rows), "big", "small")
+    assert s.source is not None
+    big, small = s.source.tokens["big"], s.source.tokens["small"]
+    assert (big.input_tokens, big.output_tokens) == (75.0, 400.0)
+    assert (small.input_tokens, small.output_tokens) == (100.0, 100.0)  # the "?" row left out
+    assert small.source == "mean input_tokens/output_tokens of 1 rows in tokens.jsonl"
+
+
+def test_an_eval_file_of_neither_format_says_what_it_needs(tmp_path: Path) -> None:
+    path = _write(tmp_path / "odd.jsonl", [{"prompt": "a", "label": 1}])
+    with pytest.raises(
+        DataError, match="an eval file of scores .* or battles .*got columns prompt, label"
+    ):
+        eval_file(path)

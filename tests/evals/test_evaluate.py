@@ -14,6 +14,7 @@ from prefroute.errors import EvalError
 from prefroute.evals.benchmarks import EvalSet
 from prefroute.evals.evaluate import evaluate, evaluate_artifacts, for_pair, load_artifacts
 from prefroute.evals.metrics import curve
+from prefroute.prices import price_table
 from prefroute.routers.artifact import TrainingData
 from prefroute.routers.random import RandomRouter
 
@@ -52,30 +53,74 @@ def test_each_distinct_prompt_is_scored_once_and_mapped_back() -> None:
     assert results.sets[0].random.apgr == 0.5
 
 
-def test_a_router_for_another_pair_is_retargeted_or_used_as_is_with_a_note() -> None:
+def test_a_router_for_another_pair_is_retargeted_or_says_its_scores_are_unchanged() -> None:
     router = RandomRouter().fit(Battles.empty())  # built for the paper's pair
-    retargeted, note = for_pair(router, "big", "small")
+    same, note = for_pair(router, "big", "small")  # random learned no per-model parameters
+    assert same is router
+    assert note is not None and note.startswith(
+        "scores unchanged, for its own pair gpt-4-1106-preview vs mixtral-8x7b-instruct-v0.1: "
+        "a random router cannot retarget"
+    )
+    router.models_ = ["gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "big", "small"]
+    retargeted, note = for_pair(router, "big", "small")  # as MF, which learns every model
     assert (retargeted.strong_model, retargeted.weak_model) == ("big", "small")
     assert note == "retargeted from gpt-4-1106-preview vs mixtral-8x7b-instruct-v0.1"
-    router.models_ = ["gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"]  # as MF learns
+    router.models_ = ["gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"]
     same, note = for_pair(router, "big", "small")
     assert same is router
-    assert note is not None and note.startswith("scores for its own pair")
+    assert note is not None and note.startswith("scores unchanged")
     assert "unknown strong model 'big'" in note
 
 
-def test_to_dict_is_json_with_every_metric(tmp_path: Path) -> None:
+def test_to_dict_is_json_with_every_metric_its_interval_and_the_random_band() -> None:
     router = RandomRouter(strong_model="big", weak_model="small").fit(Battles.empty())
     results = evaluate({"random-router": router}, [small_set()])
     report = json.loads(json.dumps(results.to_dict()))
-    assert report["prices_per_1m_tokens"] == {"strong": 24.7, "weak": 0.24}
     (s,) = report["sets"]
     assert (s["name"], s["n_prompts"], s["strong_quality"]) == ("small", 4, 0.5)
+    assert s["prices"] is None and "no price for model 'big'" in s["missing_price"]
     (r,) = s["routers"]
     assert r["router"] == "random-router" and set(r["cpt"]) == {"20", "50", "80"}
+    assert r["cost_saving"]["50"] == {"vs_all_strong": None, "vs_random": None}  # unpriced
+    interval = r["apgr_interval"]
+    assert interval["low"] <= r["apgr"] <= interval["high"]
+    assert interval["quantiles"] == [0.025, 0.975]
+    band = s["random"]["apgr_band"]
+    assert band["low"] <= 0.5 <= band["high"] and band["quantiles"] == [0.05, 0.95]
     assert s["random"]["cpt"]["50"] == pytest.approx(0.5)
-    assert s["random"]["cost_saving"]["50"]["vs_random"] == pytest.approx(1.0)
     assert len(r["curve"]["share"]) == len(r["curve"]["quality"]) == 101
+    # four prompts, two where strong helps: a gap within noise, said in the report
+    assert s["gap"]["within_noise"] and "within noise" in s["warnings"][0]
+
+
+def test_savings_use_the_pairs_list_prices_and_say_which(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('["big"]\ninput = 3.0\noutput = 15.0\ndate = "2025-01-01"\n'
+                      '["small"]\ninput = 0.25\noutput = 1.25\n')  # fmt: skip
+    router = RandomRouter(strong_model="big", weak_model="small").fit(Battles.empty())
+    (s,) = evaluate({"r": router}, [small_set()], prices=price_table([prices])).sets
+    assert s.prices is not None and s.missing_price is None
+    strong_call = (95 * 3.0 + 264 * 15.0) / 1e6  # the paper's token mix, stated
+    weak_call = (95 * 0.25 + 264 * 1.25) / 1e6
+    assert s.prices.costs.strong == pytest.approx(strong_call)
+    assert s.saving(0.5) == pytest.approx(strong_call / (0.5 * strong_call + 0.5 * weak_call))
+    lines = s.prices.lines("big", "small")
+    assert lines[0] == f"big $3 in / $15 out per 1M tokens (2025-01-01, {prices})"
+    assert lines[1] == f"small $0.25 in / $1.25 out per 1M tokens (undated, {prices})"
+    assert lines[2].startswith("at 95 input + 264 output tokens a call (the RouteLLM paper's")
+
+
+def test_an_inverted_pair_is_warned_about() -> None:
+    s = small_set()
+    flipped = EvalSet(
+        "flipped", s.prompt_ids * 20, s.prompts * 20, np.tile(s.weak_quality, 20),
+        np.tile(s.strong_quality, 20), "big", "small",
+    )  # fmt: skip
+    router = RandomRouter(strong_model="big", weak_model="small").fit(Battles.empty())
+    (result,) = evaluate({"r": router}, [flipped]).sets
+    (warning,) = result.warnings
+    assert warning.startswith("big is not better than small on flipped (0.000 vs 0.500)")
+    assert f"the oracle's APGR is {result.oracle.apgr:.3f}" in warning
 
 
 def _artifact(path: Path, seed: int, trained: Sequence[str] = ()) -> Path:

@@ -7,13 +7,17 @@ import pytest
 
 from prefroute.errors import EvalError
 from prefroute.evals.metrics import (
-    Prices,
+    CallCosts,
     apgr,
+    apgr_interval,
     cost_saving,
     curve,
     oracle_curve,
+    quality_gap,
+    random_band,
     random_curve,
 )
+from prefroute.prices import price_table
 
 # Four prompts; strong wins on the first two, both are right on the third, both
 # wrong on the fourth. d = strong - weak = [1, 1, 0, 0]; r_strong = 3/4, r_weak = 1/4.
@@ -100,14 +104,79 @@ def test_quality_on_any_scale() -> None:
 
 
 def test_cost_saving_at_a_share() -> None:
-    # 1/4 strong calls: 0.25 * 24.7 + 0.75 * 0.24 = 6.355 $/1M tokens
-    assert cost_saving(0.25) == pytest.approx(24.7 / 6.355)
-    # vs the random router at the same PGR (share 1/2): 12.47 / 6.355
-    assert cost_saving(0.25, baseline_share=0.5) == pytest.approx(12.47 / 6.355)
-    assert cost_saving(1.0, Prices(10.0, 1.0)) == 1.0
-    assert cost_saving(0.0, Prices(10.0, 1.0)) == 10.0
-    with pytest.raises(EvalError, match="strong > weak"):
-        Prices(1.0, 2.0)
+    # the paper's pair from the price table at the paper's token mix: $24.7 and $0.24
+    table = price_table()
+    paper = CallCosts(
+        table.price("gpt-4-1106-preview").blended(),
+        table.price("mixtral-8x7b-instruct-v0.1").blended(),
+    )
+    assert paper.strong == pytest.approx(24.708, abs=1e-3) and paper.weak == 0.24
+    # 1/4 strong calls: 0.25 * 24.708 + 0.75 * 0.24 = 6.357
+    assert cost_saving(0.25, paper) == pytest.approx(paper.strong / paper.blended(0.25))
+    # vs the random router at the same PGR (share 1/2)
+    assert cost_saving(0.25, paper, baseline_share=0.5) == pytest.approx(
+        paper.blended(0.5) / paper.blended(0.25)
+    )
+    assert cost_saving(1.0, CallCosts(10.0, 1.0)) == 1.0
+    assert cost_saving(0.0, CallCosts(10.0, 1.0)) == 10.0
+    assert cost_saving(0.0, CallCosts(10.0, 0.0)) == float("inf")  # a free local model
+    with pytest.raises(EvalError, match="call costs must be >= 0"):
+        CallCosts(-1.0, 2.0)
+
+
+def _noisy_router(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A router that knows a little: scores lean towards the prompts the strong model helps."""
+    rng = np.random.default_rng(seed)
+    strong = (rng.random(n) < 0.8).astype(float)
+    weak = (rng.random(n) < 0.4).astype(float)
+    return rng.random(n) + 0.5 * (strong - weak), strong, weak
+
+
+def test_the_apgr_interval_is_the_spread_over_prompt_resamples() -> None:
+    scores, strong, weak = _noisy_router(60)
+    scores = np.round(scores, 1)  # ties: a resampled prompt keeps its tied group
+    interval = apgr_interval(scores, strong, weak, resamples=200, seed=3)
+    picks = np.random.default_rng(3).integers(0, 60, size=(200, 60))
+    values = []
+    for p in picks:  # the slow way: re-run the metric on each resampled set
+        if strong[p].mean() != weak[p].mean():
+            values.append(curve(scores[p], strong[p], weak[p]).apgr)
+    low, high = np.quantile(values, [0.025, 0.975])
+    assert (interval.low, interval.high) == pytest.approx((low, high))
+    assert interval.low < curve(scores, strong, weak).apgr < interval.high
+    assert apgr_interval(scores, strong, weak, resamples=200, seed=3) == interval  # seeded
+
+
+def test_the_apgr_interval_narrows_with_more_prompts_and_a_constant_router_has_none() -> None:
+    small = apgr_interval(*_noisy_router(100))
+    large = apgr_interval(*_noisy_router(3000))
+    assert large.high - large.low < (small.high - small.low) / 3  # ~1/sqrt(30)
+    _, strong, weak = _noisy_router(100)
+    constant = apgr_interval(np.zeros(100), strong, weak)  # every resample is the random line
+    assert (constant.low, constant.high) == pytest.approx((0.5, 0.5))
+
+
+def test_the_random_band_is_where_random_routers_land() -> None:
+    _, strong, weak = _noisy_router(200)
+    band = random_band(strong, weak, routers=400, seed=1)
+    rng = np.random.default_rng(7)
+    slow = [curve(rng.random(200), strong, weak).apgr for _ in range(400)]
+    low, high = np.quantile(slow, [0.05, 0.95])
+    assert band.low < 0.5 < band.high
+    assert band.low == pytest.approx(low, abs=0.02) and band.high == pytest.approx(high, abs=0.02)
+    assert band.quantiles == (0.05, 0.95)
+    wide = random_band(strong[:40], weak[:40])
+    assert wide.high - wide.low > band.high - band.low  # fewer prompts, more luck
+
+
+def test_the_quality_gap_says_when_pgr_is_inverted_or_noise() -> None:
+    _, strong, weak = _noisy_router(400)
+    gap = quality_gap(strong, weak)
+    assert gap.mean == pytest.approx(strong.mean() - weak.mean())
+    assert not gap.inverted and not gap.within_noise and gap.low > 0
+    assert quality_gap(weak, strong).inverted
+    near = quality_gap(strong[:30], np.roll(strong, 1)[:30])  # two models of one quality
+    assert near.within_noise and near.low < 0 < near.high
 
 
 def test_bad_inputs_are_refused_clearly() -> None:

@@ -36,29 +36,39 @@ def _set(name: str, n: int, seed: int) -> EvalSet:
 def results() -> EvalResults:
     routers = {
         "seed-1": RandomRouter(random_state=1, strong_model="big", weak_model="small"),
-        "paper-pair": RandomRouter(random_state=2),  # retargeted to big/small: noted
+        "paper-pair": RandomRouter(random_state=2),  # cannot retarget to big/small: noted
     }
     for router in routers.values():
         router.fit(Battles.empty())
     return evaluate(routers, [_set("mt-bench", 60, 0), _set("mine.jsonl", 200, 1)])
 
 
-def test_render_prints_a_table_per_set_with_random_and_oracle(results: EvalResults) -> None:
-    console = Console(record=True, width=160)
+def test_render_prints_a_table_per_set_with_intervals_random_band_and_oracle(
+    results: EvalResults,
+) -> None:
+    console = Console(record=True, width=200)
     render(results, console)
     text = console.export_text()
-    for header in ("router", "APGR", "CPT(50%)", "CPT(80%)", "AUC", "n prompts"):
+    for header in ("router", "APGR", "95% CI", "CPT(50%)", "CPT(80%)", "AUC", "saving"):
         assert header in text
-    assert "mt-bench: 60 prompts" in text and "mine.jsonl: 200 prompts" in text
+    assert "mt-bench: 60 prompts, big vs small" in text and "mine.jsonl: 200 prompts" in text
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines()]
     rows = [row for row in rows if row]
-    rand, oracle = results.sets[0].random, results.sets[1].oracle
-    assert ["random", f"{rand.apgr:.3f}", "50.0%", "80.0%", f"{rand.auc:.3f}", "60"] == rows[2][:6]
-    assert ["oracle", f"{oracle.apgr:.3f}", f"{oracle.cpt(0.5):.1%}"] == rows[7][:3]
+    first, rand, oracle = results.sets[0], results.sets[0].random, results.sets[1].oracle
+    seed_1 = first.routers[0]
+    assert rows[0][:3] == ["seed-1", f"{seed_1.curve.apgr:.3f}", str(seed_1.apgr_interval)]
+    band = first.random_band
+    assert ["random", f"{rand.apgr:.3f}", str(band), "50.0%", "80.0%", f"{rand.auc:.3f}"] == (
+        rows[2][:6]
+    )
+    assert ["oracle", f"{oracle.apgr:.3f}", "", f"{oracle.cpt(0.5):.1%}"] == rows[7][:4]
     assert len(rows) == 8  # two routers, random and oracle, twice
+    assert rows[0][-1] == "-"  # big and small have no price: no saving is made up
+    assert "saving not priced: no price for model 'big'" in text
     assert "paper-pair *" in text
-    assert "* paper-pair: retargeted from gpt-4-1106-preview" in text
-    assert "dropped: 3 contaminated" in text
+    assert "* paper-pair: scores unchanged, for its own pair gpt-4-1106-preview" in text
+    assert "prompts: 63 prompts in it, 60 used, 3 left out (3 contaminated)" in text
+    assert f"random band: 5-95% of 1,000 random routers' APGR on these prompts is {band}" in text
 
 
 def test_plot_is_a_valid_png_with_one_panel_per_set(results: EvalResults, tmp_path: Path) -> None:

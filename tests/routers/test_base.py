@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from prefroute.data.schema import Battles
-from prefroute.errors import ArtifactError, InvalidParameterError, NotFittedError
+from prefroute.errors import ArtifactError, InvalidParameterError, NotFittedError, UnknownModelError
 from prefroute.routers.artifact import (
     FORMAT_VERSION,
     Calibration,
@@ -83,11 +83,26 @@ def test_refitting_or_retargeting_drops_a_calibration_of_other_scores(tmp_path: 
     router = RandomRouter().fit(Battles.empty())
     router.calibration_ = Calibration(tuple(0.5 for _ in range(101)))
     router.training_data_ = TrainingData(rows=1)
-    assert not hasattr(router.retarget("a", "b"), "calibration_")
+    router.models_ = ["gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "a", "b"]  # as MF
+    retargeted = router.retarget("a", "b")
+    assert not hasattr(retargeted, "calibration_")
+    with pytest.raises(ArtifactError, match="no calibration.*retargeting drops the old one"):
+        retargeted.threshold_for_share(0.3)
+    retargeted.save(tmp_path / "retargeted")  # and the saved copy has none to serve
+    assert read_config(tmp_path / "retargeted").calibration is None
+    del router.models_
     router.fit(Battles.empty())
     assert not hasattr(router, "calibration_") and not hasattr(router, "training_data_")
     with pytest.raises(ArtifactError, match="no calibration"):
         router.threshold_for_share(0.5)
+
+
+def test_kinds_without_per_model_parameters_refuse_to_retarget() -> None:
+    router = RandomRouter().fit(Battles.empty())
+    with pytest.raises(UnknownModelError, match="a random router cannot retarget to a vs b"):
+        router.retarget("a", "b")
+    same = router.retarget(router.strong_model, router.weak_model)  # its own pair: a copy
+    assert same is not router and same.strong_win_rate(["x"]) == router.strong_win_rate(["x"])
 
 
 def test_format_1_artifacts_load_as_the_typed_config(tmp_path: Path) -> None:

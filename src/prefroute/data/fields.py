@@ -215,7 +215,7 @@ def raise_or_drop(
     bad_rows = {p[0] for p in found}
     skipped = len(bad_rows) + len(rows.problems)
     if problems and (not skip_bad or skipped == len(rows.lines) + len(rows.problems)):
-        raise DataError(problems)
+        raise DataError(problems, skippable=not skip_bad)
     if bad_rows:
         frame = frame.filter(~pl.col("_row").is_in(list(bad_rows)))
     return frame, skipped, tuple(problems)

@@ -12,12 +12,16 @@ no free credit: a constant score is exactly the random line (APGR 0.5).
 - APGR = ∫₀¹ PGR(c) dc = (AUC − r_weak) / (r_strong − r_weak)
 - CPT(x) = the smallest c at which PGR(c) reaches x
 - oracle: score = strong quality − weak quality (the best any router can do)
+- uncertainty: APGR's bootstrap interval (prompts resampled), the band random
+  routers reach on the same prompts, and the strong model's quality gap with its
+  interval (PGR divides by it: a gap within noise makes every PGR noise)
 
 Pure numpy, no I/O: ``report.py`` draws and prints.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,12 +31,17 @@ from prefroute.errors import EvalError
 
 __all__ = [
     "CPT_LEVELS",
+    "CallCosts",
     "Curve",
-    "Prices",
+    "Gap",
+    "Interval",
     "apgr",
+    "apgr_interval",
     "cost_saving",
     "curve",
     "oracle_curve",
+    "quality_gap",
+    "random_band",
     "random_curve",
 ]
 
@@ -157,28 +166,29 @@ def apgr(scores: ArrayLike, strong: ArrayLike, weak: ArrayLike) -> float:
 
 
 @dataclass(frozen=True)
-class Prices:
-    """$ per 1M tokens per model; defaults are the paper's (GPT-4 $24.7, Mixtral $0.24)."""
+class CallCosts:
+    """$ per call of the strong and of the weak model: what a saving is a ratio of.
 
-    strong: float = 24.7
-    weak: float = 0.24
+    Built from the price table and a token mix (``prefroute.prices``), so the
+    input/output split of each model's price counts; ``evaluate`` says which.
+    """
+
+    strong: float
+    weak: float
 
     def __post_init__(self) -> None:
-        if not self.strong > self.weak >= 0:
+        if not (self.strong >= 0 and self.weak >= 0 and self.strong + self.weak > 0):
             raise EvalError(
-                f"prices must satisfy strong > weak >= 0, got strong {self.strong}, "
+                f"call costs must be >= 0 and not both 0, got strong {self.strong}, "
                 f"weak {self.weak}"
             )
 
     def blended(self, share: float) -> float:
-        """$ per 1M tokens when ``share`` of the calls go to the strong model.
-
-        Assumes calls of similar length on both models, the paper's blended view.
-        """
+        """$ per call when ``share`` of the calls go to the strong model."""
         return share * self.strong + (1.0 - share) * self.weak
 
 
-def cost_saving(share: float, prices: Prices = Prices(), *, baseline_share: float = 1.0) -> float:
+def cost_saving(share: float, costs: CallCosts, *, baseline_share: float = 1.0) -> float:
     """How many times cheaper ``share`` strong calls are than ``baseline_share`` of them.
 
     ``baseline_share=1`` compares with calling the strong model always. With
@@ -186,4 +196,149 @@ def cost_saving(share: float, prices: Prices = Prices(), *, baseline_share: floa
     router reaching the same PGR. NOTE: the paper's savings at CPT(50%) (1.41x
     MMLU, 1.49x GSM8K) match this second reading, not the first.
     """
-    return prices.blended(baseline_share) / prices.blended(share)
+    spent = costs.blended(share)
+    return costs.blended(baseline_share) / spent if spent > 0 else math.inf
+
+
+# ----------------------------------------------------------------- uncertainty
+
+BOOTSTRAP_RESAMPLES = 1000
+RANDOM_ROUTERS = 1000
+_BLOCK = 2_000_000
+"""Matrix cells per block of resamples: bounds memory (16 MB of float64) on 14k prompts."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A range of a statistic: ``low`` to ``high``, and the quantiles that bound it."""
+
+    low: float
+    high: float
+    quantiles: tuple[float, float]
+
+    def __str__(self) -> str:
+        return f"{self.low:.3f}-{self.high:.3f}"
+
+    def to_dict(self) -> dict[str, float | list[float]]:
+        return {"low": self.low, "high": self.high, "quantiles": list(self.quantiles)}
+
+
+def _apgr_rows(gains: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """APGR of many curves at once, one per row of cumulative gains and prompt counts
+    at each point after (0, 0). A row whose models tie (no gap) gives NaN."""
+    zeros = np.zeros((gains.shape[0], 1))
+    gain = np.hstack([zeros, gains])
+    share = np.hstack([zeros, counts]) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pgr = gain / gain[:, -1:]
+        return np.sum(np.diff(share, axis=1) * (pgr[:, 1:] + pgr[:, :-1]) / 2.0, axis=1)
+
+
+def apgr_interval(
+    scores: ArrayLike,
+    strong: ArrayLike,
+    weak: ArrayLike,
+    *,
+    level: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """Bootstrap interval of a router's APGR, resampling prompts with replacement.
+
+    Each resample is a new set of prompts drawn from this one, so the interval
+    says how much the APGR would move on another set of this size from the same
+    traffic. The same ``seed`` draws the same resamples for every router on a
+    set, so their intervals compare like with like. Ties are grouped as in
+    ``curve`` (a resampled prompt keeps its score).
+    """
+    s, w = _qualities(strong, weak)
+    x = np.asarray(scores, dtype=np.float64)
+    if x.shape != s.shape:
+        raise ValueError(f"got {x.size} scores for {s.size} prompts")
+    order = np.argsort(-x, kind="stable")
+    ranked = x[order]
+    ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))
+    diff = (s - w)[order]
+    n = s.size
+    rng = np.random.default_rng(seed)
+    values = []
+    for size in _blocks(resamples, n):
+        picks = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
+        counts = np.bincount(picks.ravel(), minlength=size * n).reshape(size, n)[:, order]
+        gains = np.cumsum(counts * diff, axis=1)[:, ends]
+        values.append(_apgr_rows(gains, np.cumsum(counts, axis=1)[:, ends], n))
+    tail = round((1 - level) / 2, 12)  # 0.025, not 0.025000000000000022, in the JSON
+    return _quantiles(np.concatenate(values), (tail, 1 - tail))
+
+
+def random_band(
+    strong: ArrayLike,
+    weak: ArrayLike,
+    *,
+    quantiles: tuple[float, float] = (0.05, 0.95),
+    routers: int = RANDOM_ROUTERS,
+    seed: int = 0,
+) -> Interval:
+    """The spread of APGR that routers scoring at random reach on these prompts.
+
+    The random line is APGR 0.5 on average, but one random router on a few
+    hundred prompts lands well off it; a router whose APGR sits inside this band
+    has not shown it beats chance.
+    """
+    s, w = _qualities(strong, weak)
+    n = s.size
+    rng = np.random.default_rng(seed)
+    diff = s - w
+    values = []
+    for size in _blocks(routers, n):
+        shuffled = rng.permuted(np.broadcast_to(diff, (size, n)), axis=1)
+        steps = np.broadcast_to(np.arange(1, n + 1, dtype=np.float64), (size, n))
+        values.append(_apgr_rows(np.cumsum(shuffled, axis=1), steps, n))
+    return _quantiles(np.concatenate(values), quantiles)
+
+
+def _blocks(total: int, n: int) -> list[int]:
+    if total < 1:
+        raise ValueError(f"need at least one resample, got {total}")
+    per = max(1, _BLOCK // max(n, 1))
+    return [min(per, total - start) for start in range(0, total, per)]
+
+
+def _quantiles(values: np.ndarray, quantiles: tuple[float, float]) -> Interval:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:  # every resample had no gap: nothing to say
+        return Interval(math.nan, math.nan, quantiles)
+    low, high = np.quantile(finite, quantiles)
+    return Interval(float(low), float(high), quantiles)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The strong model's mean quality advantage on a set, with its 95% interval.
+
+    From the per-prompt differences (normal approximation of their mean): the
+    interval is what another set of this size could show. PGR divides by this
+    gap, so when it is negative the metrics are inverted, and when the interval
+    holds 0 they are measured against noise.
+    """
+
+    mean: float
+    low: float
+    high: float
+
+    @property
+    def within_noise(self) -> bool:
+        return self.low <= 0.0 <= self.high
+
+    @property
+    def inverted(self) -> bool:
+        return self.mean < 0.0
+
+
+def quality_gap(strong: ArrayLike, weak: ArrayLike) -> Gap:
+    """``Gap`` of mean(strong - weak) over the prompts, with a 95% interval."""
+    s, w = _qualities(strong, weak)
+    d = s - w
+    mean = float(d.mean())
+    half = 1.96 * float(d.std(ddof=1)) / math.sqrt(d.size) if d.size > 1 else math.inf
+    return Gap(mean, mean - half, mean + half)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
+
 from prefroute.evals.evaluate import EvalResults, SetResult
-from prefroute.evals.metrics import Curve, cost_saving
+from prefroute.evals.metrics import BOOTSTRAP_RESAMPLES, RANDOM_ROUTERS, Curve, Interval
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,55 +21,94 @@ if TYPE_CHECKING:
 
 __all__ = ["render", "table", "write_plot"]
 
-_QUALITY = {"mt-bench": "MT-Bench score (1-10)", "mmlu": "accuracy", "gsm8k": "accuracy"}
+HEADERS = ("router", "APGR", "95% CI", "CPT(50%)", "CPT(80%)", "AUC", "saving")
 
 
-def _row(label: str, c: Curve, n: int, results: EvalResults) -> list[str]:
+def _row(label: str, c: Curve, spread: Interval | None, result: SetResult) -> list[str]:
     cpt50 = c.cpt(0.5)
+    saving = result.saving(cpt50)
     return [
         label,
         f"{c.apgr:.3f}",
+        str(spread) if spread is not None else "",
         f"{cpt50:.1%}",
         f"{c.cpt(0.8):.1%}",
         f"{c.auc:.3f}",
-        f"{n:,}",
-        f"{cost_saving(cpt50, results.prices):.2f}x",
+        f"{saving:.2f}x" if saving is not None else "-",
     ]
 
 
-def table(result: SetResult, results: EvalResults) -> Table:
-    """One set's table: each router, then the random and oracle references."""
+def table(result: SetResult) -> Table:
+    """One set's table: each router, then the random and oracle references.
+
+    A router's "95% CI" is its APGR's bootstrap interval; the random row's is the
+    band 5-95% of random routers reach on the same prompts.
+    """
     from rich.table import Table
 
     s = result.eval_set
-    out = Table(title=f"{s.name}: {len(s):,} prompts", title_justify="left")
-    for header in ("router", "APGR", "CPT(50%)", "CPT(80%)", "AUC", "n prompts", "saving"):
+    out = Table(
+        title=f"{s.name}: {len(s):,} prompts, {s.strong_model} vs {s.weak_model}",
+        title_justify="left",
+    )
+    for header in HEADERS:
         out.add_column(header, justify="left" if header == "router" else "right")
     for r in result.routers:
-        out.add_row(*_row(r.label + (" *" if r.note else ""), r.curve, len(s), results))
-    out.add_row(*_row("random", result.random, len(s), results), style="dim")
-    out.add_row(*_row("oracle", result.oracle, len(s), results), style="dim")
+        out.add_row(*_row(r.label + (" *" if r.note else ""), r.curve, r.apgr_interval, result))
+    out.add_row(*_row("random", result.random, result.random_band, result), style="dim")
+    out.add_row(*_row("oracle", result.oracle, None, result), style="dim")
     return out
 
 
-def render(results: EvalResults, console: Console) -> None:
-    """Print every set's table with its pair, qualities and drops, then how any router
-    was matched to the pair (*) and what "saving" means."""
-    for result in results.sets:
-        s = result.eval_set
-        console.print(table(result, results))
-        dropped = ", ".join(f"{n:,} {why}" for why, n in s.dropped.items()) or "none"
-        console.print(
-            f"  quality: strong {s.strong_model} {s.strong_quality.mean():.3f}, weak "
-            f"{s.weak_model} {s.weak_quality.mean():.3f}\n  dropped: {dropped}",
-            highlight=False,
+def describe_set(result: SetResult) -> list[str]:
+    """The lines under a set's table: the pair and its qualities, how many prompts (and,
+    for a file, rows) were used and left out, the random band, the prices, warnings."""
+    s = result.eval_set
+    lines = [
+        f"quality ({s.quality}): strong {s.strong_model} {s.strong_quality.mean():.3f}, "
+        f"weak {s.weak_model} {s.weak_quality.mean():.3f}"
+    ]
+    if s.source is not None and s.source.pair_choice:
+        lines.append(f"pair: {s.source.pair_choice}")
+    left_out = sum(s.dropped.values())
+    dropped = ", ".join(f"{n:,} {why}" for why, n in s.dropped.items())
+    prompts = f"{len(s) + left_out:,} prompts in it, {len(s):,} used" + (
+        f", {left_out:,} left out ({dropped})" if left_out else ""
+    )
+    if s.source is None:
+        lines.append(f"prompts: {prompts}")
+    else:
+        f = s.source
+        rows = ", ".join(
+            [f"{f.rows:,} rows ({f.format}): {f.used:,} used"]
+            + [f"{n:,} {why}" for why, n in f.ignored.items()]
         )
-        for r in result.routers:
-            if r.note:
-                console.print(f"  * {r.label}: {r.note}", highlight=False)
+        lines.append(f"file: {f.file}: {rows}; {prompts}")
+    if result.random_band is not None:
+        lines.append(
+            f"random band: 5-95% of {RANDOM_ROUTERS:,} random routers' APGR on these prompts "
+            f"is {result.random_band}"
+        )
+    if result.prices is not None:
+        lines.append("prices: " + "; ".join(result.prices.lines(s.strong_model, s.weak_model)))
+    elif result.missing_price is not None:
+        lines.append(f"saving not priced: {result.missing_price}")
+    lines += [f"* {r.label}: {r.note}" for r in result.routers if r.note]
+    return lines
+
+
+def render(results: EvalResults, console: Console) -> None:
+    """Print every set's table, the lines that describe it, and its warnings."""
+    for result in results.sets:
+        console.print(table(result))
+        for line in describe_set(result):
+            console.print(f"  {line}", highlight=False, markup=False)
+        for warning in result.warnings:
+            console.print(Text.assemble(("  warning: ", "bold yellow"), warning))
     console.print(
-        "saving: times cheaper than always calling the strong model, at CPT(50%), with "
-        f"${results.prices.strong:g} (strong) and ${results.prices.weak:g} (weak) per 1M tokens",
+        "saving: times cheaper than always calling the strong model, at CPT(50%), at the "
+        f"prices shown; 95% CI: APGR over {BOOTSTRAP_RESAMPLES:,} bootstrap resamples of "
+        "the prompts (seed 0)",
         highlight=False,
     )
 
@@ -95,7 +136,7 @@ def write_plot(results: EvalResults, path: str | Path) -> Path:
             ax.plot(100 * c.share, c.quality, style, color="grey", label=f"{label} ({c.apgr:.3f})")
         ax.set_title(f"{s.name} (n={len(s):,})\n{s.strong_model} vs {s.weak_model}", fontsize=10)
         ax.set_xlabel(f"% calls to {s.strong_model}")
-        ax.set_ylabel(_QUALITY.get(s.name, "mean quality"))
+        ax.set_ylabel(s.quality)
         ax.set_xlim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(title="router (APGR)", fontsize=8, title_fontsize=8)

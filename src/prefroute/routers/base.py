@@ -146,12 +146,20 @@ class Router(ABC):
 
         The copy shares the learned arrays and saves as an artifact for the new
         pair, without the calibration (its thresholds were measured on the old
-        pair's scores). Routers that learn per-model parameters (``models_``) check
-        the pair.
+        pair's scores). Only routers that learn per-model parameters (``models_``:
+        MF, SW ranking) can: for any other kind (random, classifier, causal LLM)
+        the scores would be the old pair's under a new name, so asking for another
+        pair raises ``UnknownModelError`` rather than hand back a renamed copy.
         """
         self.check_is_fitted()
         if hasattr(self, "models_"):
             check_pair(strong_model, weak_model, self.models_)
+        elif (strong_model, weak_model) != (self.strong_model, self.weak_model):
+            raise UnknownModelError(
+                f"a {self.kind} router cannot retarget to {strong_model} vs {weak_model}: it "
+                "learned no per-model parameters, so its scores would be its own pair's under "
+                "new names; train one for this pair, or use mf or sw_ranking, which retarget"
+            )
         other = copy.copy(self)
         other.strong_model, other.weak_model = strong_model, weak_model
         other.__dict__.pop("calibration_", None)
@@ -166,7 +174,9 @@ class Router(ABC):
         calibration = getattr(self, "calibration_", None)
         if calibration is None:
             raise ArtifactError(
-                "this router has no calibration; run `prefroute calibrate DIR` first"
+                f"this {self.kind} router has no calibration, so a share means nothing yet "
+                "(refitting or retargeting drops the old one: its thresholds were measured "
+                "on other scores); run `prefroute calibrate DIR` on the artifact first"
             )
         return calibration.threshold_for_share(share)
 

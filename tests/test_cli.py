@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from prefroute import cli
 from prefroute.cli import app, spread_multi_value_options
 from prefroute.data import shipped
 from prefroute.data.recipe import training_set
+from prefroute.data.schema import Battles
 
 runner = CliRunner()
 STRONG, WEAK = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"
@@ -174,12 +176,90 @@ def test_calibrate_hits_the_share_within_two_points(own_artifact: Path) -> None:
 def test_calibrate_by_budget_and_on_own_prompts(own_artifact: Path, tmp_path: Path) -> None:
     prompts = tmp_path / "traffic.txt"
     prompts.write_text("\n".join(f"question number {i}" for i in range(500)))
-    budget = str(0.24 + 0.5 * (24.7 - 0.24))  # halfway in price -> half the calls
+    budget = str(0.24 + 0.5 * (24.708 - 0.24))  # halfway in price -> half the calls
     result = invoke("calibrate", str(own_artifact), "--budget", budget, "--prompts", str(prompts))
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "asked for 50.0%" in text and "of 500 calibration prompts" in text
+    assert "prices: gpt-4-1106-preview $10 in / $30 out per 1M tokens (2023-11-06" in text
+    assert "at 95 input + 264 output tokens a call (the RouteLLM paper's typical call)" in text
     assert json.loads((own_artifact / "router.json").read_text())["calibration"]["n_prompts"] == 500
+
+
+def said(result) -> str:  # noqa: ANN001 - click's Result
+    """stdout and stderr with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def test_calibrate_to_a_quality_target_on_your_labels_stores_it_and_serves_it_by_name(
+    own_artifact: Path, data_dir: Path
+) -> None:
+    from prefroute.evals.benchmarks import eval_file
+    from prefroute.routers.artifact import read_config
+    from prefroute.routers.base import Router
+    from prefroute.serve.config import RoutingSettings
+    from prefroute.serve.routing import RouterSet
+
+    labels = data_dir / "routellm-evals" / "gsm8k_golden.jsonl.gz"  # the paper's pair
+    result = invoke(
+        "calibrate", str(own_artifact), "--quality", "0.95", "--gap-recovered", "0.8",
+        "--eval-file", str(labels),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = said(result)
+    calibration = read_config(own_artifact).calibration
+    assert calibration is not None and [t.name for t in calibration.targets] == ["pgr80", "q95"]
+    q95 = calibration.target("q95")
+    assert q95 is not None and q95.n_prompts == 1_319
+    # checked from the labels themselves: the stored threshold keeps 95% of GPT-4's accuracy...
+    s = eval_file(labels, STRONG, WEAK)
+    scores = Router.load(own_artifact).strong_win_rate(list(s.prompts))
+    goes_strong = scores >= q95.threshold
+    kept = np.where(goes_strong, s.strong_quality, s.weak_quality).mean()
+    assert kept >= 0.95 * s.strong_quality.mean() and q95.strong_share == goes_strong.mean()
+    # ... and it is the cheapest: the next threshold up (fewer strong calls) falls short
+    above = scores[scores > q95.threshold].min()
+    fewer = np.where(scores >= above, s.strong_quality, s.weak_quality).mean()
+    assert fewer < 0.95 * s.strong_quality.mean()
+    assert f"stored in {own_artifact}/router.json:" in text
+    assert "shares: the threshold for every whole percent of strong calls, from 1,319 " in text
+    assert (
+        f"q95: threshold {q95.threshold:.6g} keeps {q95.reached:.1%} of the strong model's "
+        f"quality (asked 95%) sending {q95.strong_share:.1%} of 1,319 prompts of "
+        "gsm8k_golden.jsonl.gz to gpt-4-1106-preview; serve as router-random@q95%"
+    ) in text
+    assert "pgr80: threshold" in text and "of the gap (asked 80%)" in text
+    served = RouterSet.load(RoutingSettings(routers=[own_artifact]))
+    assert served.select("router-random@q95%").threshold == q95.threshold
+    # calibrating shares again keeps the targets, and says so
+    again = said(invoke("calibrate", str(own_artifact), "--strong-share", "0.3"))
+    assert "q95 (stored before, kept): threshold" in again
+    assert "from 1,970 calibration prompts (shipped real Chatbot Arena prompts)" in again
+
+
+def test_route_by_budget_prices_the_routed_prompts(own_artifact: Path) -> None:
+    from prefroute.prices import price_table
+    from prefroute.tokens import message_tokens
+
+    gpt4, mixtral = price_table().price(STRONG), price_table().price(WEAK)
+    budget = mixtral.blended() + 0.5 * (gpt4.blended() - mixtral.blended())  # half the calls
+    prompts = [f"question number {i}: what is {i} squared?" for i in range(200)]
+    result = invoke("route", str(own_artifact), "-", "--budget", f"{budget:.4f}",
+                    input="\n".join(prompts))  # fmt: skip
+    lines = routed(result)
+    threshold = calibration_thresholds(own_artifact)["50"]
+    assert all(line["model"] == (STRONG if line["score"] >= round(threshold, 6) else WEAK)
+               for line in lines)  # fmt: skip
+    cost = sum(
+        (gpt4 if line["model"] == STRONG else mixtral).cost(
+            message_tokens([{"role": "user", "content": p}]), 264
+        )
+        for line, p in zip(lines, prompts, strict=True)
+    )
+    text = " ".join(result.stderr.split())
+    assert f"routed 200 prompts at threshold {threshold:.6g} (budget ${budget:.4f}" in text
+    assert f"; ~${cost:,.4f} (" in text and "264 output tokens a call assumed" in text
+    assert "prices: gpt-4-1106-preview $10 in / $30 out per 1M tokens (2023-11-06" in text
 
 
 def test_route_writes_one_jsonl_line_per_prompt(random_artifact: Path, tmp_path: Path) -> None:
@@ -269,7 +349,7 @@ def test_route_reports_bad_prompt_records(random_artifact: Path, tmp_path: Path)
 def test_route_needs_exactly_one_threshold_choice(random_artifact: Path) -> None:
     result = runner.invoke(app, ["route", str(random_artifact), "-"], input="x")
     assert result.exit_code == 2
-    assert "exactly one of --threshold or --strong-share" in result.output
+    assert "exactly one of --threshold, --strong-share or --budget" in result.output
 
 
 @pytest.mark.parametrize(
@@ -282,8 +362,18 @@ def test_route_needs_exactly_one_threshold_choice(random_artifact: Path) -> None
         ),
         (["calibrate", "{art}", "--budget", "0.1"], "below the weak model's own price $0.24"),
         (
-            ["calibrate", "{art}", "--budget", "5", "--strong-cost", "0.1"],
+            ["calibrate", "{art}", "--budget", "5", "--prices", "{cheap}"],
             "strong model cost (0.1) must exceed the weak model's (0.24)",
+        ),
+        (
+            ["calibrate", "{art}", "--quality", "0.9", "--eval-file", "{odd}"],
+            "an eval file of scores (prompt, model, score|correct) or battles",
+        ),
+        (["calibrate", "{mine}", "--budget", "5"], "no price for model 'my-model'"),
+        (["route", "{mine}", "-", "--budget", "5"], "no price for model 'my-model'"),
+        (
+            ["route", "{mine}", "-", "--strong-share", "0.3"],
+            "this random router has no calibration",
         ),
         (["route", "{tmp}", "-", "--threshold", "0.5"], "is not a router artifact"),
         (["route", "{art}", "{tmp}", "--threshold", "0.5"], "expected a file ending in .jsonl"),
@@ -300,7 +390,18 @@ def test_a_user_mistake_is_one_line_on_stderr_and_exit_1(
     args: list[str], says: str, random_artifact: Path, tmp_path: Path
 ) -> None:
     before = (random_artifact / "router.json").read_text()
-    filled = [a.format(tmp=tmp_path, art=random_artifact) for a in args]
+    cheap = tmp_path / "cheap.toml"  # the paper's strong model below its weak one
+    cheap.write_text('["gpt-4-1106-preview"]\ninput = 0.1\noutput = 0.1\n')
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"prompt": "a", "label": 1}\n')
+    from prefroute.routers.random import RandomRouter
+
+    mine = RandomRouter(strong_model="my-model", weak_model="gpt-4o-mini").fit(Battles.empty())
+    mine.save(tmp_path / "mine")  # an unpriced pair, never calibrated
+    filled = [
+        a.format(tmp=tmp_path, art=random_artifact, cheap=cheap, odd=odd, mine=tmp_path / "mine")
+        for a in args
+    ]
     assert says in one_error_line(invoke(*filled))
     assert (random_artifact / "router.json").read_text() == before  # refused before writing
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     from typer._click import Context  # typer's vendored click: what TyperGroup's methods take
 
+    from prefroute.prices import PriceTable
     from prefroute.routers.base import Router
 
 MULTI_VALUE_OPTIONS = ("--battles", "--prices")
@@ -270,6 +271,26 @@ def train(
     console.print(f"saved {kind} router to {artifact}")
 
 
+EvalFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--eval-file",
+        help="Your labels: scores (prompt, model, score|correct) or battles (prompt, "
+        "model_a, model_b, winner); JSONL/CSV/Parquet.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+BudgetOption = Annotated[
+    float | None,
+    typer.Option(
+        "--budget",
+        help="Target $ per 1M tokens, blended at the pair's list prices (--prices to add "
+        "or change one).",
+    ),
+]
+
+
 @app.command()
 def calibrate(
     artifact: ArtifactArg,
@@ -279,45 +300,106 @@ def calibrate(
             "--strong-share", min=0.0, max=1.0, help="Share of calls for the strong model."
         ),
     ] = None,
-    budget: Annotated[
-        float | None, typer.Option("--budget", help="Target blended $ per 1M tokens.")
+    budget: BudgetOption = None,
+    quality: Annotated[
+        float | None,
+        typer.Option(
+            "--quality",
+            min=0.0,
+            max=1.0,
+            help="Keep this share of the strong model's mean quality on --eval-file "
+            "(served as router-<kind>@q<Q>%).",
+        ),
     ] = None,
-    strong_cost: Annotated[float, typer.Option(help="Strong model $ per 1M tokens.")] = 24.7,
-    weak_cost: Annotated[float, typer.Option(help="Weak model $ per 1M tokens.")] = 0.24,
+    gap_recovered: Annotated[
+        float | None,
+        typer.Option(
+            "--gap-recovered",
+            min=0.0,
+            max=1.0,
+            help="Recover this share of the gap between the two models on --eval-file "
+            "(PGR; served as router-<kind>@pgr<G>%).",
+        ),
+    ] = None,
+    eval_file: EvalFileOption = None,
+    skip_bad: SkipBadOption = False,
     prompts: PromptsOption = None,
+    prices: PricesOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Store the thresholds that send each share of the prompts to the strong model."""
+    """Store the thresholds that send each share of the prompts to the strong model, and
+    the cheapest ones that keep a quality target on your labelled prompts; print them."""
     from prefroute.calibrate import calibrate_artifact, share_for_budget
     from prefroute.calibrate import strong_share as share_of
+    from prefroute.prices import PAPER_MIX, price_table
+    from prefroute.routers.artifact import read_config
 
     if strong_share is not None and budget is not None:
         raise typer.BadParameter("give --strong-share or --budget, not both")
-    share = strong_share  # checked before the slow part, which rewrites the artifact
+    if (quality is not None or gap_recovered is not None) and eval_file is None:
+        raise typer.BadParameter("--quality and --gap-recovered are measured on --eval-file")
+    share = strong_share  # everything checked before the slow part, which rewrites the artifact
+    table = price_table(prices or ())
+    pair = read_config(artifact).models
+    price_lines: list[str] = []
     if budget is not None:
-        share = share_for_budget(budget, strong_cost, weak_cost)
+        strong_price, weak_price = table.price(pair.strong), table.price(pair.weak)
+        share = share_for_budget(budget, strong_price.blended(), weak_price.blended())
+        price_lines = [strong_price.line(pair.strong), weak_price.line(pair.weak)]
+        price_lines.append(f"at {PAPER_MIX}")
     with errors.status(f"scoring the calibration prompts with {artifact}"):
-        router, scores = calibrate_artifact(artifact, prompts=prompts, data_dir=data_dir)
-    if share is None:
-        console.print(
-            f"stored the threshold of every whole-percent share of strong calls, from "
-            f"{len(scores):,} calibration prompts; serve as router-{router.kind}@<share>%"
+        done = calibrate_artifact(
+            artifact,
+            prompts=prompts,
+            eval_file=eval_file,
+            quality=() if quality is None else (quality,),
+            gap_recovered=() if gap_recovered is None else (gap_recovered,),
+            skip_bad=skip_bad,
+            data_dir=data_dir,
         )
-        return
-    threshold = router.threshold_for_share(share)
-    reached = share_of(scores, threshold)
-    unreachable = (
-        f"; tied scores make {share:.1%} unreachable on these prompts, {reached:.1%} is "
-        "the closest share"
-        if abs(reached - share) > UNREACHABLE_GAP
-        else ""
-    )
-    console.print(
-        f"threshold {threshold:.6g} sends {reached:.1%} of {len(scores):,} calibration "
-        f"prompts to {router.strong_model} (asked for {share:.1%}{unreachable}); serve it "
-        f"as router-{router.kind}@{round(share * 100)}% or router-{router.kind}-{threshold:.6g}",
-        highlight=False,
-    )
+    router, scores = done.router, done.scores
+    kind = router.kind
+    lines = [
+        f"stored in {artifact}/router.json:",
+        f"  shares: the threshold for every whole percent of strong calls, from "
+        f"{len(scores):,} calibration prompts ({done.prompts}); serve as router-{kind}@<share>%",
+    ]
+    for target in router.calibration_.targets:
+        kept = "" if target in done.targets else " (stored before, kept)"
+        what = "of the strong model's quality" if target.measure == "quality" else "of the gap"
+        lines.append(
+            f"  {target.name}{kept}: threshold {target.threshold:.6g} keeps "
+            f"{target.reached:.1%} {what} (asked {target.target:.0%}) sending "
+            f"{target.strong_share:.1%} of {target.n_prompts:,} prompts of {target.eval_file} to "
+            f"{router.strong_model}; serve as router-{kind}@{target.name}%"
+        )
+    if done.eval_set is not None:
+        from prefroute.evals.evaluate import set_warnings
+        from prefroute.evals.metrics import oracle_curve, quality_gap
+
+        s = done.eval_set
+        gap = quality_gap(s.strong_quality, s.weak_quality)
+        oracle = oracle_curve(s.strong_quality, s.weak_quality)
+        lines += [f"  warning: {w}" for w in set_warnings(s, gap, oracle)]
+    if share is not None:
+        threshold = router.threshold_for_share(share)
+        reached = share_of(scores, threshold)
+        unreachable = (
+            f"; tied scores make {share:.1%} unreachable on these prompts, {reached:.1%} is "
+            "the closest share"
+            if abs(reached - share) > UNREACHABLE_GAP
+            else ""
+        )
+        asked = f"budget ${budget:g} per 1M tokens: " if budget is not None else ""
+        lines.append(
+            f"{asked}threshold {threshold:.6g} sends {reached:.1%} of {len(scores):,} "
+            f"calibration prompts to {router.strong_model} (asked for {share:.1%}{unreachable}); "
+            f"serve it as router-{kind}@{round(share * 100)}% or router-{kind}-{threshold:.6g}"
+        )
+    if price_lines:
+        lines.append("prices: " + "; ".join(price_lines))
+    for line in lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -336,21 +418,32 @@ def route(
         float | None,
         typer.Option("--strong-share", min=0.0, max=1.0, help="Use the calibrated threshold."),
     ] = None,
+    budget: BudgetOption = None,
+    prices: PricesOption = None,
 ) -> None:
     """Route prompts; write JSONL lines {"id", "score", "model"} to stdout.
 
-    A progress bar while scoring and a one-line summary (prompts routed, share
-    to each model) go to stderr, so stdout stays JSONL.
+    A progress bar while scoring and a summary (prompts routed, share to each
+    model, $ estimated at the pair's list prices) go to stderr, so stdout stays
+    JSONL. ``--budget`` picks the calibrated share whose blended price is the budget.
     """
+    from prefroute.calibrate import share_for_budget
     from prefroute.data.readers import read_prompts
+    from prefroute.prices import price_table
     from prefroute.routers.base import Router
 
-    if (threshold is None) == (strong_share is None):
-        raise typer.BadParameter("give exactly one of --threshold or --strong-share")
+    if sum(choice is not None for choice in (threshold, strong_share, budget)) != 1:
+        raise typer.BadParameter("give exactly one of --threshold, --strong-share or --budget")
+    table = price_table(prices or ())
     with errors.status(f"loading {artifact}"):
         router = Router.load(artifact)
+    strong_model, weak_model = router.strong_model, router.weak_model
+    if budget is not None:
+        strong_price, weak_price = table.price(strong_model), table.price(weak_model)
+        strong_share = share_for_budget(budget, strong_price.blended(), weak_price.blended())
     if strong_share is not None:
         threshold = router.threshold_for_share(strong_share)
+    assert threshold is not None  # exactly one of the three was given
     if file == "-" and sys.stdin.isatty():
         errors.print("reading prompts from stdin, one per line (Ctrl-D to end)")
     with errors.status(f"reading {'stdin' if file == '-' else file}"):
@@ -359,15 +452,42 @@ def route(
     strong = scores >= threshold
     out = typer.get_text_stream("stdout")
     for prompt_id, score, is_strong in zip(ids, scores.tolist(), strong.tolist(), strict=True):
-        model = router.strong_model if is_strong else router.weak_model
+        model = strong_model if is_strong else weak_model
         out.write(json.dumps({"id": prompt_id, "score": round(score, 6), "model": model}) + "\n")
     n_strong = int(strong.sum())
     share = n_strong / len(texts) if texts else 0.0
-    errors.print(
-        f"routed {len(texts):,} prompts at threshold {threshold:.6g}: "
-        f"{share:.1%} ({n_strong:,}) to {router.strong_model}, "
-        f"{1 - share:.1%} ({len(texts) - n_strong:,}) to {router.weak_model}",
-        highlight=False,
+    summary = (
+        f"routed {len(texts):,} prompts at threshold {threshold:.6g}"
+        + (f" (budget ${budget:g} per 1M tokens)" if budget is not None else "")
+        + f": {share:.1%} ({n_strong:,}) to {strong_model}, "
+        f"{1 - share:.1%} ({len(texts) - n_strong:,}) to {weak_model}"
+    )
+    errors.print(summary + _routed_cost(table, router, texts, strong), highlight=False)
+
+
+def _routed_cost(table: PriceTable, router: Router, texts: Sequence[str], strong: Any) -> str:
+    """``; ~$X ...`` for the routed prompts at the pair's list prices, then the prices used;
+    or why no $ is given (a model without a price: asked for, not invented)."""
+    from prefroute.errors import UnknownPriceError
+    from prefroute.prices import PAPER_MIX
+    from prefroute.tokens import message_tokens
+
+    try:
+        prices = [table.price(router.strong_model), table.price(router.weak_model)]
+    except UnknownPriceError as exc:
+        return f"; $ not estimated: {exc}"
+    answer = PAPER_MIX.output_tokens
+    totals = [0.0, 0.0]
+    tokens = 0.0
+    for text, is_strong in zip(texts, strong.tolist(), strict=True):
+        asked = message_tokens([{"role": "user", "content": text}])
+        tokens += asked
+        totals[0 if is_strong else 1] += prices[0 if is_strong else 1].cost(asked, answer)
+    return (
+        f"; ~${sum(totals):,.4f} (${totals[0]:,.4f} + ${totals[1]:,.4f}) for ~{tokens:,.0f} "
+        f"input tokens estimated from the text and {answer:.0f} output tokens a call assumed "
+        f"({PAPER_MIX.source})\nprices: {prices[0].line(router.strong_model)}; "
+        f"{prices[1].line(router.weak_model)}"
     )
 
 
@@ -472,6 +592,7 @@ def quickstart(
     plot: Annotated[
         Path, typer.Option("--plot", help="Where to write the evaluation plot.", dir_okay=False)
     ] = Path("prefroute-out/eval.png"),
+    prices: PricesOption = None,
 ) -> None:
     """The main job on the shipped data: train, calibrate and evaluate the default router.
 
@@ -486,9 +607,11 @@ def quickstart(
     from prefroute.evals.evaluate import evaluate
     from prefroute.evals.report import render as render_eval
     from prefroute.evals.report import write_plot
+    from prefroute.prices import price_table
     from prefroute.routers.base import Router
     from prefroute.training import describe, train_router
 
+    table = price_table(prices or ())  # a bad price file fails before the training
     with console.status("collecting and decontaminating the shipped data"):
         data = training_set(data_dir, mmlu_gold_slice=1500)
     render_data(summarize_training(data), console)
@@ -507,7 +630,7 @@ def quickstart(
         console.print(f"{score:.3f} -> {model}: {prompt}", highlight=False)
 
     sets = [benchmark(name, data_dir, exclude_ids=data.gold_slice_ids) for name in BENCHMARKS]
-    results = evaluate({"mf": router}, sets, console=console)
+    results = evaluate({"mf": router}, sets, prices=table, console=console)
     render_eval(results, console)
     console.print(f"wrote {write_plot(results, plot)}")
     console.print(
@@ -573,6 +696,7 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Server processes sharing the port, ~1 per core [1].")
     ] = None,
+    prices: PricesOption = None,
 ) -> None:
     """Serve routers behind an OpenAI-compatible API: POST /v1/chat/completions."""
     from prefroute.serve.app import run
@@ -587,6 +711,7 @@ def serve(
         "host": host,
         "port": port,
         "workers": workers,
+        "prices": [str(p) for p in prices or ()],
     }
     given = {k: v for k, v in flags.items() if v not in (None, [], {})}  # keeps 0: a value
     run(load_settings(config, given))

@@ -18,6 +18,7 @@ from prefroute.routers.artifact import (
     FORMAT_VERSION,
     Calibration,
     Models,
+    QualityTarget,
     TrainingData,
     read_config,
     update_config,
@@ -59,7 +60,8 @@ def test_save_load_round_trip_keeps_calibration_and_training_data(tmp_path: Path
         Battles.empty()
     )
     thresholds = tuple(1.0 - p / 100 for p in range(101))
-    router.calibration_ = Calibration(thresholds, prompts="my prompts", n_prompts=3)
+    q95 = QualityTarget("quality", 0.95, 0.41, 0.62, 0.953, "mine.jsonl", 300)
+    router.calibration_ = Calibration(thresholds, prompts="my prompts", n_prompts=3, targets=(q95,))
     router.training_data_ = TrainingData(rows=12, turns="all", gold_slice_ids=("mmlu/x/1",))
     router.save(tmp_path / "art")
     loaded = Router.load(tmp_path / "art")
@@ -68,6 +70,7 @@ def test_save_load_round_trip_keeps_calibration_and_training_data(tmp_path: Path
     np.testing.assert_array_equal(loaded.strong_win_rate(PROMPTS), router.strong_win_rate(PROMPTS))
     assert loaded.calibration_ == router.calibration_
     assert loaded.threshold_for_share(0.3) == pytest.approx(0.7)
+    assert loaded.calibration_.target("q95") == q95 and loaded.calibration_.target("q90") is None
     assert loaded.training_data_ == router.training_data_
     config = read_config(tmp_path / "art")
     assert (config.format_version, config.kind) == (FORMAT_VERSION, "random")
@@ -147,10 +150,23 @@ def test_load_refuses_other_format_versions_and_non_artifacts(tmp_path: Path) ->
 def test_damaged_fields_are_named(tmp_path: Path) -> None:
     path = RandomRouter().fit(Battles.empty()).save(tmp_path / "art")
     good = json.loads((path / "router.json").read_text())
+    table = {str(p): 0.5 for p in range(101)}
+    target = {
+        "measure": "quality", "target": 0.95, "threshold": 0.4, "strong_share": 0.6,
+        "reached": 0.96, "eval_file": "mine.jsonl", "n_prompts": 10,
+    }  # fmt: skip
     cases = [
         ({"training_data": {"turns": "middle"}}, r"'training_data.turns': expected one of"),
         ({"training_data": {"rows": "many"}}, r"'training_data.rows': expected an int"),
         ({"calibration": {"thresholds": {"0": 0.5}}}, r"'calibration.thresholds'"),
+        (
+            {"calibration": {"thresholds": table, "targets": {"q95": {**target, "target": 2}}}},
+            r"'calibration.targets.q95': expected a quality target is in \(0, 1\]",
+        ),
+        (
+            {"calibration": {"thresholds": table, "targets": {"q90": target}}},
+            r"'calibration.targets.q90': expected the target named 'q95'",
+        ),
         ({"models": {"strong": "x", "weak": "y"}}, r"disagree with its params"),
         ({"params": {**good["params"], "depth": 3}}, r"sets \['depth'\], which RandomRouter"),
         ({"extras": 1}, r"unknown field\(s\) extras"),

@@ -520,6 +520,43 @@ def test_metrics_count_requests_routes_errors_and_cost(
     assert not missing, text
 
 
+def test_the_cost_metric_prices_unpriced_upstreams_from_the_table_and_says_so(
+    start_server: Callable[..., str], random_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    prices = tmp_path / "prices.toml"
+    prices.write_text('["my-finetune"]\ninput = 1.0\noutput = 4.0\ndate = "2025-02-01"\n')
+    with caplog.at_level(logging.INFO, logger="prefroute"):
+        url = start_server(
+            [random_dir], strong={"model": "gpt-4o-2024-08-06"}, weak={"model": "llama-local"},
+            prices=[str(prices)],
+        )  # fmt: skip
+        other = start_server([random_dir], strong={"model": "my-finetune"}, prices=[str(prices)])
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        "cost metric prices gpt-4o-2024-08-06 $2.5 in / $10 out per 1M tokens (2024-08-06, "
+        "prefroute/prices.toml) (strong upstream)"
+    ) in said
+    assert any(m.startswith("no price for upstream model llama-local (weak)") for m in said)
+    assert any("my-finetune $1 in / $4 out per 1M tokens (2025-02-01, " in m for m in said)
+    # the routers were built for big-model vs small-model: one warning line per router
+    warnings = [m for m in said if m.startswith("router random was trained for")]
+    (warning,) = [m for m in warnings if "gpt-4o" in m]
+    assert "routes to upstream models gpt-4o-2024-08-06 (strong) and llama-local (weak)" in warning
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="-", max_retries=0)
+    sdk.chat.completions.create(model=TO_STRONG, messages=HELLO)  # 2 prompt, 3 answer tokens
+    sdk.chat.completions.create(model=TO_WEAK, messages=HELLO)
+    text = httpx.get(f"{url}/metrics").text
+    assert 'prefroute_cost_dollars_total{model="gpt-4o-2024-08-06"} 3.5e-05' in text
+    assert 'prefroute_tokens_total{direction="output",model="llama-local"} 3.0' in text
+    assert 'prefroute_cost_dollars_total{model="llama-local"}' not in text  # no $0 made up
+    httpx.post(f"{other}/v1/chat/completions", json={"model": TO_STRONG, "messages": HELLO})
+    assert (
+        'prefroute_cost_dollars_total{model="my-finetune"} 1.4e-05'
+        in httpx.get(f"{other}/metrics").text
+    )
+
+
 def test_health_and_models_list(client: openai.OpenAI, url: str) -> None:
     idle = {"in_flight": 0, "circuit": "closed", "retry_in": None}
     assert httpx.get(f"{url}/health").json() == {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import openai
@@ -127,3 +128,13 @@ def test_async_client_routes_streams_and_falls_back(fake: FakeUpstream, random_d
         return completion.model, text
 
     assert asyncio.run(main()) == (STRONG, f"answer from {WEAK}")
+
+
+def test_a_client_for_other_models_than_the_artifacts_warns_once(
+    fake: FakeUpstream, random_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="prefroute"):
+        prefroute.Client([random_dir], **upstreams(fake, model="gpt-4o")).close()
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert f"trained for {STRONG} (strong) vs {WEAK} (weak)" in line
+    assert "routes to upstream models gpt-4o (strong)" in line

@@ -98,16 +98,21 @@ def describe_set(result: SetResult) -> list[str]:
 
 
 def render(results: EvalResults, console: Console) -> None:
-    """Print every set's table, the lines that describe it, and its warnings."""
+    """Print every set's table, the lines that describe it, and its warnings; a prices
+    line the set before already printed is not repeated."""
+    said: set[str] = set()
     for result in results.sets:
         console.print(table(result))
         for line in describe_set(result):
+            if line.startswith("prices: ") and line in said:
+                continue
+            said.add(line)
             console.print(f"  {line}", highlight=False, markup=False)
         for warning in result.warnings:
             console.print(Text.assemble(("  warning: ", "bold yellow"), warning))
     console.print(
         "saving: times cheaper than always calling the strong model, at CPT(50%), at the "
-        f"prices shown; 95% CI: APGR over {BOOTSTRAP_RESAMPLES:,} bootstrap resamples of "
+        f"prices shown above; 95% CI: APGR over {BOOTSTRAP_RESAMPLES:,} bootstrap resamples of "
         "the prompts (seed 0)",
         highlight=False,
     )

@@ -1,13 +1,7 @@
 """``prefroute label --dry-run``: the tokens and $ a run will cost, before any call.
 
 Input tokens are counted from the very requests the run would send (the same
-builders, ``plan.Job``), by a rule rather than a tokenizer: every provider
-tokenizes differently and the estimate must not need one. The rule is the
-mean of two rules of thumb, ~4 characters a token and a token per word or run
-of punctuation; on the shipped data it came within 7% of OpenAI's o200k
-tokenizer (AlpacaEval answers +7%, Arena-Hard prompts -3%, Arena battles -7%,
-MMLU-Pro +3%), where either rule alone was off by up to 20%. Each message adds
-4 tokens of chat formatting and each request 3.
+builders, ``plan.Job``), by ``prefroute.tokens``' rule rather than a tokenizer.
 
 What no rule can know is how long the answers will be: the estimate assumes
 ``Job.answer_tokens`` per answer (given answers are counted as they are) and
@@ -18,34 +12,18 @@ are not foreseen.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prefroute.conversation import message_text
 from prefroute.errors import UnknownPriceError
 from prefroute.label.inputs import NO_ANSWERS, read_answers, read_label_prompts
 from prefroute.label.judge import grade_messages, pairwise_messages, render_conversation
-from prefroute.label.plan import JUDGE_REPLY_TOKENS, Job, RoleCalls, upstream_price
+from prefroute.label.plan import JUDGE_REPLY_TOKENS, Job, RoleCalls
 from prefroute.label.settings import ANSWERING, ROLES, LabelSettings, Role
 from prefroute.label.store import CallStore, request_key
 from prefroute.prices import price_table
-
-_PIECES = re.compile(r"\w+|[^\w\s]+")
-MESSAGE_OVERHEAD = 4
-REQUEST_OVERHEAD = 3
-
-
-def text_tokens(text: str) -> float:
-    """Estimated tokens of ``text`` (see the module docstring for the rule)."""
-    return (len(text) / 4 + len(_PIECES.findall(text))) / 2
-
-
-def message_tokens(messages: Sequence[dict[str, Any]]) -> float:
-    """Estimated input tokens of a chat request."""
-    texts = [message_text(m.get("content")) for m in messages]
-    return sum(text_tokens(t) + MESSAGE_OVERHEAD for t in texts) + REQUEST_OVERHEAD
+from prefroute.tokens import message_tokens
 
 
 @dataclass(frozen=True)
@@ -95,7 +73,7 @@ def estimate(job: Job, settings: LabelSettings) -> Estimate:
         role: RoleCalls(
             role,
             settings.model(role),
-            upstream_price(settings.upstream(role), settings.model(role), table),
+            settings.upstream(role).price(settings.model(role), table),
         )
         for role in ROLES
     }

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefroute.errors import ConfigError
-from prefroute.prices import PAPER_MIX, Price, PriceTable
-from prefroute.serve.config import UpstreamSettings
+from prefroute.prices import PAPER_MIX, Price
 
 Mode = Literal["pairwise", "single"]
 MODES: tuple[Mode, ...] = ("pairwise", "single")
@@ -119,11 +118,3 @@ class RoleCalls:
         self.calls += 1
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
-
-
-def upstream_price(upstream: UpstreamSettings, model: str, table: PriceTable) -> Price | None:
-    """The upstream's own ``input_cost``/``output_cost`` when the config sets them, else the
-    price table's entry for ``model``, else None (unknown: asked for, never invented)."""
-    if upstream.model_fields_set & {"input_cost", "output_cost"}:
-        return Price(upstream.input_cost, upstream.output_cost, source="config")
-    return table.get(model)

@@ -32,7 +32,6 @@ import orjson
 
 from prefroute.errors import CostLimitError, UnknownPriceError, UpstreamError, UpstreamRefusedError
 from prefroute.label.calls import Caller
-from prefroute.label.estimate import message_tokens, text_tokens
 from prefroute.label.inputs import (
     NO_ANSWERS,
     GivenAnswers,
@@ -51,10 +50,11 @@ from prefroute.label.judge import (
     reminder_messages,
     render_conversation,
 )
-from prefroute.label.plan import Job, RoleCalls, upstream_price
+from prefroute.label.plan import Job, RoleCalls
 from prefroute.label.settings import ANSWERING, ROLES, LabelSettings, Role
 from prefroute.label.store import CallStore, StoredCall, request_key
 from prefroute.prices import Price, price_table
+from prefroute.tokens import message_tokens, text_tokens
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -173,7 +173,7 @@ def label(job: Job, settings: LabelSettings, *, console: Console | None = None) 
     prompts = read_label_prompts(job.prompts, settings.turns)
     given = read_answers(job.answers) if job.answers else NO_ANSWERS
     table = price_table(job.prices)
-    prices = {r: upstream_price(settings.upstream(r), settings.model(r), table) for r in ROLES}
+    prices = {r: settings.upstream(r).price(settings.model(r), table) for r in ROLES}
     if job.max_cost is not None:
         for role, price in prices.items():
             if price is None:

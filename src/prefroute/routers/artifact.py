@@ -111,17 +111,59 @@ class TrainingData:
     fit_seconds: float | None = None
 
 
+TARGET_MEASURES = {"quality": "q", "gap": "pgr"}
+"""What a quality target keeps -> its name's prefix: ``q95`` keeps 95% of the strong
+model's mean quality, ``pgr80`` recovers 80% of the gap between the two models."""
+
+
+@dataclass(frozen=True)
+class QualityTarget:
+    """A threshold chosen on the user's labelled prompts to keep a quality target.
+
+    ``measure`` ``"quality"`` keeps ``target`` of the strong model's mean quality;
+    ``"gap"`` recovers ``target`` of the gap between the two (PGR). ``threshold``
+    is the cheapest that does so on ``eval_file``'s ``n_prompts`` prompts, where
+    it sent ``strong_share`` of them to the strong model and reached ``reached``
+    (a quality share or a PGR). Served as ``router-<kind>@<name>%``.
+    """
+
+    measure: str
+    target: float
+    threshold: float
+    strong_share: float
+    reached: float
+    eval_file: str
+    n_prompts: int
+
+    def __post_init__(self) -> None:
+        if self.measure not in TARGET_MEASURES:
+            raise InvalidParameterError(
+                f"a quality target's measure is one of {sorted(TARGET_MEASURES)}, "
+                f"got {self.measure!r}"
+            )
+        if not 0.0 < self.target <= 1.0:
+            raise InvalidParameterError(f"a quality target is in (0, 1], got {self.target}")
+
+    @property
+    def name(self) -> str:
+        """``q95`` / ``pgr80``: what follows ``@`` in the served model name."""
+        return f"{TARGET_MEASURES[self.measure]}{round(self.target * 100, 6):g}"
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """Thresholds for every whole-percent strong share, measured on ``prompts``.
+    """Thresholds for every whole-percent strong share, measured on ``prompts``, and
+    the quality targets measured on the user's labelled prompts.
 
     ``thresholds[p]`` sends p% of the calibration prompts to the strong model;
-    ``prompts`` says which prompts they were (``n_prompts`` of them).
+    ``prompts`` says which prompts they were (``n_prompts`` of them). ``targets``
+    are ``prefroute calibrate --quality/--gap-recovered``'s operating points.
     """
 
     thresholds: tuple[float, ...]
     prompts: str | None = None
     n_prompts: int | None = None
+    targets: tuple[QualityTarget, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.thresholds) != SHARES:
@@ -134,6 +176,10 @@ class Calibration:
         if not 0.0 <= share <= 1.0:
             raise InvalidParameterError(f"strong share must be in [0, 1], got {share}")
         return self.thresholds[round(share * 100)]
+
+    def target(self, name: str) -> QualityTarget | None:
+        """The stored quality target called ``name`` (``q95``, ``pgr80``), if any."""
+        return next((t for t in self.targets if t.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -175,6 +221,7 @@ class ArtifactConfig:
                     "prompts": c.prompts,
                     "n_prompts": c.n_prompts,
                     "thresholds": {str(p): t for p, t in enumerate(c.thresholds)},
+                    "targets": {t.name: dataclasses.asdict(t) for t in c.targets},
                 }
             )
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -365,12 +412,36 @@ def _embedder(fields: _Fields | None) -> EmbedderInfo | None:
 def _calibration(fields: _Fields | None) -> Calibration | None:
     if fields is None:
         return None
-    fields.refuse_unknown({"prompts", "n_prompts", "thresholds"})
+    fields.refuse_unknown({"prompts", "n_prompts", "thresholds", "targets"})
+    targets = fields.child("targets")
     return Calibration(
         thresholds=fields.get("thresholds", _thresholds, 'a table "0".."100" -> threshold'),
         prompts=fields.get("prompts", _optional(_STR), "a description", None),
         n_prompts=fields.get("n_prompts", _optional(_INT), "an int", None),
+        targets=tuple(_target(targets, name) for name in targets.data) if targets else (),
     )
+
+
+def _target(targets: _Fields, name: str) -> QualityTarget:
+    fields = targets.child(name)
+    if fields is None:
+        raise targets.error(name, "a quality target", None)
+    fields.refuse_unknown({f.name for f in dataclasses.fields(QualityTarget)})
+    try:
+        target = QualityTarget(
+            measure=fields.get("measure", _STR, f"one of {sorted(TARGET_MEASURES)}"),
+            target=fields.get("target", _of(float), "a number in (0, 1]"),
+            threshold=fields.get("threshold", _of(float), "a score threshold"),
+            strong_share=fields.get("strong_share", _of(float), "a share"),
+            reached=fields.get("reached", _of(float), "a number"),
+            eval_file=fields.get("eval_file", _STR, "a file name"),
+            n_prompts=fields.get("n_prompts", _INT, "an int"),
+        )
+    except InvalidParameterError as exc:
+        raise targets.error(name, str(exc), fields.data) from None
+    if target.name != name:
+        raise targets.error(name, f"the target named {target.name!r}", fields.data)
+    return target
 
 
 def _from_format_2(fields: _Fields) -> ArtifactConfig:

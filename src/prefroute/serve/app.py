@@ -52,6 +52,7 @@ from prefroute.errors import (
     RequestTooLargeError,
     ServeError,
 )
+from prefroute.prices import price_table
 from prefroute.serve.config import SETTINGS_ENV, ServeSettings
 from prefroute.serve.limits import Admission
 from prefroute.serve.metrics import Metrics, StreamUsage, error_kind
@@ -159,11 +160,14 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """
     if settings is None:
         settings = ServeSettings.from_env()
-    metrics = Metrics({"strong": settings.strong, "weak": settings.weak})
+    metrics = Metrics(
+        {"strong": settings.strong, "weak": settings.weak}, price_table(settings.prices)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         routers = RouterSet.load(settings)
+        _log_prices(routers, metrics)
         async with Upstreams(settings, metrics, settings.max_concurrency) as upstreams:
             app.state.gateway = Gateway(settings, routers, upstreams, metrics)
             log.info(
@@ -188,6 +192,21 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _http_error)
     return app
+
+
+def _log_prices(routers: RouterSet, metrics: Metrics) -> None:
+    """One line per upstream model: the price the cost metric uses, or that it has none."""
+    for role, model in routers.upstream_models():
+        price = metrics.price(role, model)
+        if price is not None:
+            log.info("cost metric prices %s (%s upstream)", price.line(model), role)
+        else:
+            log.warning(
+                "no price for upstream model %s (%s): prefroute_cost_dollars leaves its calls "
+                "out; set input_cost/output_cost in the [%s] table of the config, or give a "
+                "price file (--prices FILE)",
+                model, role, role,
+            )  # fmt: skip
 
 
 def gateway(request: Request) -> Gateway:
@@ -577,6 +596,7 @@ def run(settings: ServeSettings) -> None:
     for upstream in (settings.strong, settings.weak):
         upstream.api_key()  # a missing key is one clear line, before starting
     settings.accepted_keys()  # and so is an unreadable key file
+    price_table(settings.prices)  # and a bad price file
     _return_large_buffers()
 
     log_config = {

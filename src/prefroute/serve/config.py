@@ -7,11 +7,12 @@ field and what is wrong. Unknown keys are errors, not silently ignored.
 A config file (every key optional except ``routers``)::
 
     routers = ["routers/mf"]          # relative to this file
+    prices = ["my-prices.toml"]       # price files over the shipped table, relative too
     [strong]
     model = "gpt-4o"                  # default: the artifact's strong model name
     base_url = "https://api.openai.com/v1"
     api_key_env = "OPENAI_API_KEY"
-    input_cost = 2.5                  # $ per 1M tokens
+    input_cost = 2.5                  # $ per 1M tokens; default: the price table's
     output_cost = 10.0
     [weak]
     model = "llama3.1:8b"
@@ -26,7 +27,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -44,6 +45,9 @@ from pydantic import (
 
 from prefroute.conversation import Turns
 from prefroute.errors import ConfigError, PrefrouteError
+
+if TYPE_CHECKING:
+    from prefroute.prices import Price, PriceTable
 
 Role = Literal["strong", "weak"]
 ROLES: tuple[Role, Role] = ("strong", "weak")
@@ -95,6 +99,16 @@ class UpstreamSettings(BaseModel):
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value.rstrip("/")
 
+    def price(self, model: str, table: PriceTable) -> Price | None:
+        """What this upstream's calls cost: its own ``input_cost``/``output_cost`` when the
+        config sets them, else the price table's entry for ``model``, else None
+        (unknown: asked for, never invented)."""
+        from prefroute.prices import Price
+
+        if self.model_fields_set & {"input_cost", "output_cost"}:
+            return Price(self.input_cost, self.output_cost, source="config")
+        return table.get(model)
+
     def api_key(self) -> str | None:
         """The key from ``api_key_env``; None when no variable is named (local servers)."""
         if self.api_key_env is None:
@@ -133,12 +147,15 @@ class RoutingSettings(BaseModel):
     breaker) open an upstream's circuit, and its requests go straight to the
     other model for ``breaker_cooldown`` seconds; then one request probes it,
     and its success closes the circuit again.
+    ``prices`` are price files laid over the shipped table (``prefroute.prices``): the
+    cost metric prices an upstream without ``input_cost``/``output_cost`` from them.
     ``judge`` is for ``prefroute label``, which reads the same file; the server never calls it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     routers: list[Path] = Field(min_length=1)
+    prices: list[Path] = []
     strong: UpstreamSettings = UpstreamSettings()
     weak: UpstreamSettings = UpstreamSettings()
     judge: UpstreamSettings | None = None
@@ -282,8 +299,9 @@ def load_settings(
             raise ConfigError(f"{path}: no such config file") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        if isinstance(data.get("routers"), list):
-            data["routers"] = [path.parent / str(r) for r in data["routers"]]
+        for key in ("routers", "prices"):
+            if isinstance(data.get(key), list):
+                data[key] = [path.parent / str(r) for r in data[key]]
         if isinstance(data.get("api_key_file"), str):
             data["api_key_file"] = path.parent / data["api_key_file"]
     overrides = overrides or {}

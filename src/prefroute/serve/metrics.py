@@ -3,8 +3,11 @@
 Each app owns its registry (no module-level collectors), so tests and
 several apps in one process never share counts. Token counts come from the
 upstream's ``usage`` (for streams, the final chunk that ``stream_options:
-{"include_usage": true}`` asks for); cost is tokens times the configured
-$ per 1M tokens of the model that answered.
+{"include_usage": true}`` asks for); cost is input and output tokens times
+the $ per 1M tokens of the model that answered: the upstream's
+``input_cost``/``output_cost`` when its config sets them, else the price
+table's entry for the model (``prefroute.prices``, plus ``prices`` files). A
+model with neither has its tokens counted and no cost: never a made-up $0.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, TypeGuard
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from prefroute.prices import Price, PriceTable, price_table
 from prefroute.serve.breaker import STATES, State
 from prefroute.serve.config import ROLES, Role, UpstreamSettings
 
@@ -28,8 +32,12 @@ MAX_TAIL = 1 << 20
 class Metrics:
     """The server's counters: requests, routing, upstream latency, errors, tokens, cost."""
 
-    def __init__(self, upstreams: Mapping[Role, UpstreamSettings]) -> None:
+    def __init__(
+        self, upstreams: Mapping[Role, UpstreamSettings], prices: PriceTable | None = None
+    ) -> None:
         self.upstreams = upstreams
+        self.prices = prices if prices is not None else price_table()
+        self._price: dict[tuple[Role, str], Price | None] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -64,7 +72,7 @@ class Metrics:
             "prefroute_tokens", "Tokens reported by upstreams.", ["model", "direction"], registry=r
         )
         self.cost = Counter(
-            "prefroute_cost_dollars", "Cost at the configured prices.", ["model"], registry=r
+            "prefroute_cost_dollars", "Cost at the upstreams' prices ($).", ["model"], registry=r
         )
         self.in_flight = Gauge(
             "prefroute_in_flight_requests", "Requests admitted (reading, routing, calling).",
@@ -97,17 +105,26 @@ class Metrics:
     def error(self, kind: str) -> None:
         self.errors.labels(kind).inc()
 
+    def price(self, role: Role, model: str) -> Price | None:
+        """What a call of ``model`` through the ``role`` upstream costs; None: unknown."""
+        key = (role, model)
+        if key not in self._price:
+            self._price[key] = self.upstreams[role].price(model, self.prices)
+        return self._price[key]
+
     def usage(self, role: Role, model: str, usage: Mapping[str, Any] | None) -> float | None:
-        """Count an answer's tokens; returns its cost in $, or None without usage."""
+        """Count an answer's tokens; returns its cost in $, or None without usage or price."""
         if not usage:
             return None
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         if not (_count(prompt) and _count(completion)):
             return None  # an upstream's odd usage must not cost the client its answer
-        prices = self.upstreams[role]
-        cost = (prompt * prices.input_cost + completion * prices.output_cost) / 1e6
         self.tokens.labels(model, "input").inc(prompt)
         self.tokens.labels(model, "output").inc(completion)
+        price = self.price(role, model)
+        if price is None:
+            return None
+        cost = price.cost(prompt, completion)
         self.cost.labels(model).inc(cost)
         return cost
 

@@ -4,7 +4,11 @@ The ``model`` field picks a router and a threshold, RouteLLM-compatible:
 
 - ``router-<kind>-<threshold>``, e.g. ``router-mf-0.1159``: strong when score ≥ 0.1159;
 - ``router-<kind>@<share>%``, e.g. ``router-mf@30%``: the threshold the artifact's
-  calibration gives for sending 30% of queries to the strong model.
+  calibration gives for sending 30% of queries to the strong model;
+- ``router-<kind>@q<Q>%`` / ``router-<kind>@pgr<G>%``, e.g. ``router-mf@q95%``: the
+  cheapest threshold that kept 95% of the strong model's quality (``pgr80``: 80% of
+  the gap between the models) on the user's eval file (``prefroute calibrate
+  --quality 0.95`` / ``--gap-recovered 0.8``).
 
 The router scores ``prefroute.conversation.conversation_text`` of the messages
 under the served turn policy, the text the training readers built, so training
@@ -14,6 +18,7 @@ text. Shared by the server and the in-process client.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -23,14 +28,18 @@ from typing import Any
 from prefroute.conversation import Turns, conversation_text
 from prefroute.errors import InvalidRequestError
 from prefroute.routers.base import Router
-from prefroute.serve.config import Role, RoutingSettings
+from prefroute.serve.config import ROLES, Role, RoutingSettings
 
 NAME = re.compile(r"router-(?P<kind>[a-z0-9_]+)(?:-(?P<threshold>.+)|@(?P<share>.+)%)", re.S)
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 """ASCII digits only: ``float`` also reads ``٠.٥`` (Arabic-Indic digits) as 0.5."""
+log = logging.getLogger(__name__)
+TARGET = re.compile(r"(?P<prefix>q|pgr)(?P<percent>.*)", re.ASCII)
+"""A quality target's name after ``@``: ``q95`` or ``pgr80`` (``QualityTarget.name``)."""
 EXAMPLES = (
-    "router-<kind>-<threshold> (e.g. router-mf-0.1159) or router-<kind>@<share>% "
-    "(e.g. router-mf@30%)"
+    "router-<kind>-<threshold> (e.g. router-mf-0.1159), router-<kind>@<share>% "
+    "(e.g. router-mf@30%) or a calibrated quality target router-<kind>@q<Q>% / "
+    "@pgr<G>% (e.g. router-mf@q95%)"
 )
 
 
@@ -108,8 +117,16 @@ class RouterSet:
                 "strong": settings.strong.model or router.strong_model,
                 "weak": settings.weak.model or router.weak_model,
             }
+            warning = pair_warning(router, models)
+            if warning is not None:
+                log.warning(warning)
             by_kind[router.kind] = Served(router, settings.turns or policy, models)
         return cls(by_kind)
+
+    def upstream_models(self) -> list[tuple[Role, str]]:
+        """Every (role, upstream model id) some served router calls, once each."""
+        seen = {(role, s.models[role]) for s in self._by_kind.values() for role in ROLES}
+        return sorted(seen)
 
     @property
     def kinds(self) -> list[str]:
@@ -137,7 +154,10 @@ class RouterSet:
                 code="model_not_found",
             )
         served = self._by_kind[kind]
-        if match["share"] is not None:
+        target = TARGET.fullmatch(match["share"]) if match["share"] is not None else None
+        if target is not None:
+            threshold = self._target(served.router, target, name)
+        elif match["share"] is not None:
             threshold = self._calibrated(served.router, match["share"], name)
         else:
             threshold = _number(match["threshold"])
@@ -170,22 +190,73 @@ class RouterSet:
             )
         return router.threshold_for_share(percent / 100.0)
 
+    @staticmethod
+    def _target(router: Router, target: re.Match[str], name: str) -> float:
+        """The stored threshold of a quality target, or a 400 saying how to calibrate one."""
+        percent = _number(target["percent"])
+        if not 0.0 < percent <= 100.0:
+            raise InvalidRequestError(
+                f"model {name!r}: the quality target after @{target['prefix']} must be a "
+                f"number in (0, 100], got {target['percent']!r}",
+                param="model",
+                code="invalid_target",
+            )
+        wanted = f"{target['prefix']}{round(percent, 6):g}"
+        calibration = getattr(router, "calibration_", None)
+        found = calibration.target(wanted) if calibration is not None else None
+        if found is None:
+            stored = [t.name for t in calibration.targets] if calibration is not None else []
+            flag = "--quality" if target["prefix"] == "q" else "--gap-recovered"
+            raise InvalidRequestError(
+                f"model {name!r}: the {router.kind} router has no quality target {wanted} "
+                f"(stored: {', '.join(stored) or 'none'}); run `prefroute calibrate DIR "
+                f"{flag} {percent / 100:g} --eval-file YOUR_LABELS` on the artifact",
+                param="model",
+                code="invalid_target",
+            )
+        return found.threshold
+
     def warm_up(self) -> None:
         """Score a prompt with each router, so no client request pays first-call set-up."""
         for served in self._by_kind.values():
             served.router.strong_win_rate(["Prove that √2 is irrational."])
 
     def model_names(self) -> list[dict[str, Any]]:
-        """``/v1/models`` entries: each router at its calibrated deciles (or at 0.5)."""
+        """``/v1/models`` entries: each router at its calibrated deciles and quality targets
+        (or at 0.5)."""
         entries = []
         for kind in self.kinds:
             served = self._by_kind[kind]
             info = {"kind": kind, **{f"{r}_model": m for r, m in served.models.items()}}
-            calibrated = bool(getattr(served.router, "calibration_", None))
-            names = [f"router-{kind}@{p}%" for p in range(10, 100, 10)] if calibrated else []
+            calibration = getattr(served.router, "calibration_", None)
+            names = []
+            if calibration is not None:
+                names += [f"router-{kind}@{p}%" for p in range(10, 100, 10)]
+                names += [f"router-{kind}@{t.name}%" for t in calibration.targets]
             names.append(f"router-{kind}-0.5")
             entries += [{"id": name, "prefroute": info} for name in names]
         return entries
+
+
+def pair_warning(router: Router, models: Mapping[Role, str]) -> str | None:
+    """Why a router's scores may not fit the upstreams it is given, or None when they do.
+
+    A router learned P(strong beats weak) for its own pair; routing other models
+    with it silently applies that pair's preferences (and its calibration) to them.
+    Names are compared canonically, so ``gpt-4o-2024-08-06`` is ``gpt-4o``.
+    """
+    from prefroute.data.model_names import canonical_name
+
+    own = {"strong": router.strong_model, "weak": router.weak_model}
+    if all(canonical_name(models[role]) == canonical_name(own[role]) for role in ROLES):
+        return None
+    return (
+        f"router {router.kind} was trained for {own['strong']} (strong) vs {own['weak']} "
+        f"(weak) but routes to upstream models {models['strong']} (strong) and "
+        f"{models['weak']} (weak): its scores and calibration are its own pair's; if "
+        "these are other models, retarget it (mf, sw_ranking) or train one for them, "
+        "then run `prefroute calibrate`"
+    )
 
 
 def _number(text: str) -> float:

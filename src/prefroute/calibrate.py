@@ -184,7 +184,7 @@ def calibrate_artifact(
     if prompts is not None:
         texts, described = read_prompts(prompts)[1], str(prompts)
     elif eval_set is not None:
-        texts, described = list(eval_set.prompts), f"{eval_file} (the eval file's prompts)"
+        texts, described = list(eval_set.prompts), f"eval file {eval_file}"
     else:
         texts = shipped.arena_prompts(resolve_data_dir(data_dir))
         described = "shipped real Chatbot Arena prompts"

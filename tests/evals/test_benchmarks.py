@@ -258,6 +258,10 @@ def test_real_human_battles_as_an_eval_set(data_dir: Path) -> None:
     assert s.source is not None and s.source.rows == 7_040
     assert s.source.used == sum(len(v) for v in votes.values()) == 240
     assert dict(s.source.ignored) == {"of other pairs": 7_040 - 240}
+    chosen = eval_file(path)  # many pairs have 240 votes: which one, and why, is said
+    assert chosen.source is not None and chosen.source.pair_choice is not None
+    assert chosen.source.pair_choice.startswith("the first by name of its ")
+    assert "most frequent pairs (of 32) (240 battles)" in chosen.source.pair_choice
 
 
 def test_token_counts_in_the_file_price_each_models_call(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_render_prints_a_table_per_set_with_intervals_random_band_and_oracle(
     seed_1 = first.routers[0]
     assert rows[0][:3] == ["seed-1", f"{seed_1.curve.apgr:.3f}", str(seed_1.apgr_interval)]
     band = first.random_band
-    assert ["random", f"{rand.apgr:.3f}", str(band), "50.0%", "80.0%", f"{rand.auc:.3f}"] == (
+    assert ["random line", f"{rand.apgr:.3f}", str(band), "50.0%", "80.0%", f"{rand.auc:.3f}"] == (
         rows[2][:6]
     )
     assert ["oracle", f"{oracle.apgr:.3f}", "", f"{oracle.cpt(0.5):.1%}"] == rows[7][:4]

@@ -331,7 +331,13 @@ def _choose_pair(
         )
     top, n = ranked[0]
     a, b = sorted(top, key=lambda m: (-advantage[m], m))
-    which = "its only pair" if len(ranked) == 1 else f"its most frequent of {len(ranked)} pairs"
+    tied = sum(count == n for _, count in ranked)
+    if len(ranked) == 1:
+        which = "its only pair"
+    elif tied == 1:
+        which = f"its most frequent of {len(ranked)} pairs"
+    else:
+        which = f"the first by name of its {tied} most frequent pairs (of {len(ranked)})"
     return (a, b), (
         f"{which} ({n:,} {unit}); strong is the better of the two on the file "
         f"({advantage[a]:.3f} vs {advantage[b]:.3f}); pass --strong/--weak to choose"

@@ -217,7 +217,7 @@ class Interval:
     quantiles: tuple[float, float]
 
     def __str__(self) -> str:
-        return f"{self.low:.3f}-{self.high:.3f}"
+        return f"[{self.low:.3f}, {self.high:.3f}]"
 
     def to_dict(self) -> dict[str, float | list[float]]:
         return {"low": self.low, "high": self.high, "quantiles": list(self.quantiles)}

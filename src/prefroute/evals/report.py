@@ -39,10 +39,11 @@ def _row(label: str, c: Curve, spread: Interval | None, result: SetResult) -> li
 
 
 def table(result: SetResult) -> Table:
-    """One set's table: each router, then the random and oracle references.
+    """One set's table: each router, then the random line and the oracle.
 
-    A router's "95% CI" is its APGR's bootstrap interval; the random row's is the
-    band 5-95% of random routers reach on the same prompts.
+    A router's "95% CI" is its APGR's bootstrap interval; the random line's is the
+    band 5-95% of random routers reach on the same prompts (the line itself is
+    their mean, APGR 0.5).
     """
     from rich.table import Table
 
@@ -55,7 +56,7 @@ def table(result: SetResult) -> Table:
         out.add_column(header, justify="left" if header == "router" else "right")
     for r in result.routers:
         out.add_row(*_row(r.label + (" *" if r.note else ""), r.curve, r.apgr_interval, result))
-    out.add_row(*_row("random", result.random, result.random_band, result), style="dim")
+    out.add_row(*_row("random line", result.random, result.random_band, result), style="dim")
     out.add_row(*_row("oracle", result.oracle, None, result), style="dim")
     return out
 

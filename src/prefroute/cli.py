@@ -521,16 +521,7 @@ def eval_routers(
             "(default: all three, or none when --eval-file is given).",
         ),
     ] = None,
-    eval_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--eval-file",
-            help="Your labels: scores (prompt, model, score|correct) or battles (prompt, "
-            "model_a, model_b, winner); JSONL/CSV/Parquet.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
+    eval_file: EvalFileOption = None,
     strong: Annotated[
         str | None,
         typer.Option(

@@ -39,6 +39,9 @@ RANDOM_DRAWS = 200
 MIN_CALIBRATION_PROMPTS = 200
 """Fewer prompts of the user's than this calibrate on the shipped Arena prompts instead
 (when there are any): 101 whole-percent thresholds need a few hundred prompts."""
+MIN_BAND_PROMPTS = 200
+"""Validation prompts with a pair outcome needed before an APGR inside the random band is
+called a router that learned nothing: on fewer the band is wider than +-0.1."""
 MIN_SPREAD = 0.01
 """Validation scores whose 5-95% range is narrower than this say the same for every
 prompt: the router learned nothing (MF on 300 rows with the paper's settings: 0.005)."""
@@ -271,8 +274,8 @@ def validation_report(router: Router, validation: Battles, fit: Battles) -> Vali
             rng = np.random.default_rng(0)
             draws = [_apgr(rng.random(len(texts)), strong) for _ in range(RANDOM_DRAWS)]
             report["random_apgr"] = tuple(np.percentile(np.asarray(draws, float), [5, 95]))
-    report["warning"] = _learned_nothing(report)
-    return ValidationReport(**{k: _rounded(v) for k, v in report.items()})
+    report = {k: _rounded(v) for k, v in report.items()}
+    return ValidationReport(**report, warning=_learned_nothing(report))
 
 
 def _rounded(value: Any) -> Any:
@@ -348,6 +351,8 @@ def _learned_nothing(report: Mapping[str, Any]) -> str | None:
             "that your files compare the strong and weak model"
         )
     apgr, band = report.get("apgr"), report.get("random_apgr")
+    if report["pair_prompts"] < MIN_BAND_PROMPTS:
+        return None  # the band is too wide to tell: the report line shows it
     if apgr is not None and band is not None and apgr <= band[1]:
         return (
             f"no measurable gain over random: validation APGR {apgr:.3f} is within the "

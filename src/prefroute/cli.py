@@ -255,7 +255,7 @@ def train(
             "--user-weight",
             min=0.0,
             max=1.0,
-            help="Share of the fit's weight your files carry beside the shipped data [0.5].",
+            help="Share of the fit's weight your files carry beside the shipped data [0.1].",
         ),
     ] = None,
     strong: Annotated[

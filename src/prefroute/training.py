@@ -195,9 +195,8 @@ def calibrate(out: str | Path, data: TrainingSet, data_dir: str | Path | None) -
     """
     prompts = _user_prompts(data)
     if len(prompts) < MIN_CALIBRATION_PROMPTS and data.collected.shipped_data:
-        router, scores = calibrate_artifact(out, data_dir=data_dir)
-        calibration = router.calibration_
-        return f"{len(scores):,} {calibration.prompts}"
+        done = calibrate_artifact(out, data_dir=data_dir)
+        return f"{len(done.scores):,} {done.prompts}"
     router = Router.load(out)
     described = "your prompts (the training and validation prompts of your files)"
     calibration = Calibration(

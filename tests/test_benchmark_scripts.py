@@ -90,6 +90,15 @@ def test_paper_table_benchmark_prints_its_table(tmp_path: Path) -> None:
     started_with_load_average(out)
 
 
+def test_own_data_weight_benchmark_prints_its_table(tmp_path: Path) -> None:
+    args = ["--pairs", "mmlu-pro", "--labels", "60", "--seeds", "1", "--shares", "0.5"]
+    out = run("own_data_weight.py", *args, "--kind", "random", "--out-dir", str(tmp_path))
+    rows = table_rows(out, "| pair |")
+    assert [row[0] for row in rows] == ["mmlu-pro", "**mmlu-pro mean**", "CPU s per run (mean)"]
+    assert len(rows[0]) == 4  # pair, seed, yours alone, + shipped at 0.5
+    started_with_load_average(out)
+
+
 def test_startup_benchmark_prints_its_tables(tmp_path: Path, data_dir: Path) -> None:
     """On a tiny MF (torch to train) and SW ranking router over real AlpacaEval prompts."""
     pytest.importorskip("torch")

@@ -96,7 +96,7 @@ def test_data_stats_json_lists_every_shipped_battle_set_and_tiers(
     assert ratings["command-r-plus"]["tier"] is None
     assert ratings["command-r-plus"]["no_tier_reason"] == "fewer than 100 battles"
     # the tiers the classifier's labels come from: those of what `train` fits by default
-    trained_on = training_set(data_dir, battle_files=files, mmlu_gold_slice=1500)
+    trained_on = training_set(data_dir, battle_files=files)
     assert {m: r["tier"] for m, r in ratings.items() if r["tier"] is not None} == (
         trained_on.tiers()
     )

@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.errors import PrefrouteError
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from prefroute.prices import PriceTable
     from prefroute.routers.base import Router
 
-MULTI_VALUE_OPTIONS = ("--battles", "--prices")
+MULTI_VALUE_OPTIONS = ("--battles", "--scores", "--prices")
 """Options that take several values after one flag (``--battles a.jsonl b.jsonl``)."""
 DEBUG_ENV = "PREFROUTE_DEBUG"
 UNREACHABLE_GAP = 0.01
@@ -211,8 +210,6 @@ def data_stats(
         render(summary, console, top=None if show_all else TOP_MODELS)
 
 
-StrongOption = Annotated[str, typer.Option("--strong", help="Strong model (canonical name).")]
-WeakOption = Annotated[str, typer.Option("--weak", help="Weak model (canonical name).")]
 ArtifactArg = Annotated[
     Path, typer.Argument(help="Router artifact directory.", exists=True, file_okay=False)
 ]
@@ -238,21 +235,70 @@ def train(
     ],
     data_dir: DataDirOption = None,
     battles: BattleFilesOption = None,
+    scores: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--scores",
+            help="Your per-model scores (prompt, model, score|correct), turned into battles "
+            "between every two models scored on a prompt; several after one flag.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    no_shipped: Annotated[
+        bool,
+        typer.Option("--no-shipped", help="Train on your --battles/--scores files alone."),
+    ] = False,
+    user_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--user-weight",
+            min=0.0,
+            max=1.0,
+            help="Share of the fit's weight your files carry beside the shipped data [0.1].",
+        ),
+    ] = None,
+    strong: Annotated[
+        str | None,
+        typer.Option(
+            "--strong", help="Strong model (default: chosen from your files, else the paper's)."
+        ),
+    ] = None,
+    weak: Annotated[
+        str | None,
+        typer.Option(
+            "--weak", help="Weak model (default: chosen from your files, else the paper's)."
+        ),
+    ] = None,
+    eval_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--eval-file",
+            help="A file you will evaluate on: its prompts leave the training data "
+            "(repeat the flag for several).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     skip_bad: SkipBadOption = False,
-    strong: StrongOption = DEFAULT_STRONG,
-    weak: WeakOption = DEFAULT_WEAK,
     embedder: Annotated[
         str | None, typer.Option("--embedder", help="Embedder spec (static, minilm, api:<model>).")
     ] = None,
     mmlu_gold_slice: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=0, help="MMLU questions with golden labels to train on (left out of eval)."
+            min=0,
+            help="MMLU questions with golden labels to train on (left out of eval) "
+            "[1500 for the paper's pair, the only one with MMLU answers; else 0].",
         ),
-    ] = 1500,
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ) -> None:
-    """Train a router on the recipe's data (decontaminated), save and calibrate it."""
+    """Train a router on the shipped data, your own files, or both; save and calibrate it.
+
+    Prints what became of every row of your files, the pair and why, and at the
+    end the router's validation APGR and log-loss beside random and prompt length.
+    """
     from prefroute.training import train_router
 
     artifact = train_router(
@@ -260,9 +306,13 @@ def train(
         out,
         data_dir=data_dir,
         battle_files=battles or (),
-        skip_bad=skip_bad,
+        score_files=scores or (),
+        shipped=not no_shipped,
+        user_weight=user_weight,
         strong_model=strong,
         weak_model=weak,
+        eval_files=eval_file or (),
+        skip_bad=skip_bad,
         embedder=embedder,
         mmlu_gold_slice=mmlu_gold_slice,
         random_state=seed,

@@ -22,7 +22,7 @@ from prefroute.data.readers import (
 from prefroute.data.shipped import load_battles
 from prefroute.errors import DataError
 
-WINNER_MSG = "expected one of model_a, model_b, tie, tie_bothbad"
+WINNER_MSG = "expected one of model_a, model_b, tie, tie_bothbad, or the name of model_a or model_b"
 
 
 # ------------------------------------------------------------------ fixtures
@@ -312,6 +312,24 @@ def test_bad_winner_exact_message(tmp_path: Path, arena: list[dict[str, Any]]) -
     error = _error(path)
     assert str(error) == f"{path}:7: field 'winner': {WINNER_MSG}, got 'x'"
     assert [(p.line, p.field) for p in error.problems] == [(7, "winner")]
+
+
+def test_winner_may_name_the_model_that_won(tmp_path: Path, arena: list[dict[str, Any]]) -> None:
+    """``"winner": "<model name>"``, in any spelling of model_a's or model_b's name."""
+    rows = _plain(arena[:6])
+    named = []
+    for r in rows:
+        side = {"model_a": r["model_a"], "model_b": r["model_b"]}.get(r["winner"])
+        named.append({**r, "winner": side.upper() if side else r["winner"]})
+    assert sum(n["winner"] != r["winner"] for n, r in zip(named, rows, strict=True)) >= 3
+    frame = read_battles(_jsonl(tmp_path / "named.jsonl", named)).table.frame
+    assert frame["winner"].cast(pl.String).to_list() == _winners(rows)
+    named[2]["winner"] = "some-other-model"
+    error = _error(_jsonl(tmp_path / "other.jsonl", named))
+    assert (
+        str(error)
+        == f"{tmp_path / 'other.jsonl'}:3: field 'winner': {WINNER_MSG}, got 'some-other-model'"
+    )
 
 
 def test_bad_record_line_counts_blank_lines(tmp_path: Path, arena: list[dict[str, Any]]) -> None:

@@ -18,7 +18,7 @@ from prefroute.data.shipped import load_judge_preferences, load_scores
 from prefroute.errors import PrefrouteError, UnknownModelError
 from prefroute.routers.artifact import read_config, update_config
 from prefroute.routers.base import Router
-from prefroute.routers.mf import MFRouter, length_features
+from prefroute.routers.mf import MFRouter, length_features, resolve_schedule
 
 pytest.importorskip("torch")
 
@@ -199,9 +199,16 @@ def test_fit_refuses_bad_params_and_pairs_it_cannot_learn(battles: Battles) -> N
         match=r"^MFRouter: parameter 'tie_handling' must be one of \['half', 'drop'\], got 'nope'",
     ):
         MFRouter(tie_handling="nope").fit(battles)
-    with pytest.raises(ValueError, match="MFRouter: parameter 'epochs' must be an int >= 1, got 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"MFRouter: parameter 'epochs' must be an int >= 1 or one of \['auto'\], got 0",
+    ):
         MFRouter(epochs=0).fit(battles)
-    with pytest.raises(ValueError, match=r"parameter 'lr' must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"parameter 'batch_size' must be .*, got 'big'"):
+        MFRouter(batch_size="big").fit(battles)
+    with pytest.raises(
+        ValueError, match=r"parameter 'lr' must be a number > 0 or one of \['auto'\], got 0"
+    ):
         MFRouter(lr=0).fit(battles)
     with pytest.raises(ValueError, match="parameter 'length_features' must be a bool, got 1"):
         MFRouter(length_features=1).fit(battles)  # type: ignore[arg-type]
@@ -304,3 +311,52 @@ def test_load_refuses_an_embedder_that_differs(router: MFRouter, tmp_path: Path)
     save_file(tensors, str(weights))
     with pytest.raises(PrefrouteError, match=r"\(fingerprint [0-9a-f]{64}\).*has fingerprint"):
         Router.load(path)
+
+
+def test_auto_settings_follow_the_data_size() -> None:
+    """The shipped recipe (2.8M battles, 26k prompts) keeps the paper's settings; a user's
+    300 rows get small batches, many epochs, a larger step and weight decay."""
+    recipe = resolve_schedule(2_836_598, 26_217)
+    assert recipe == {"batch_size": 8192, "epochs": 10, "lr": 3e-4, "weight_decay": 0.0}
+    small = resolve_schedule(300, 300)
+    assert small == {"batch_size": 64, "epochs": 100, "lr": 3e-3, "weight_decay": 1e-2}
+    middle = resolve_schedule(300_000, 3_000)
+    assert middle["batch_size"] == 3000 and 10 <= middle["epochs"] < 100
+    assert resolve_schedule(300, 300, epochs=7, lr=0.1)["epochs"] == 7  # given values stay
+
+
+def test_small_data_trains_with_the_defaults(battles: Battles, held_out) -> None:
+    """With the paper's settings 300 prompts make a handful of steps and every score stays
+    near 0.5; the "auto" defaults learn, and record the values they resolved to."""
+    few = Battles(battles.frame.filter(pl.col("model_a").is_in([STRONG, WEAK])))
+    paper = {"batch_size": 8192, "epochs": 10, "lr": 3e-4, "weight_decay": 0.0}
+    stuck = MFRouter(strong_model=STRONG, weak_model=WEAK, verbose=False, **paper).fit(few)
+    spread = np.ptp(stuck.strong_win_rate(held_out[0]))
+    assert spread < 0.02, spread
+    router = MFRouter(strong_model=STRONG, weak_model=WEAK, verbose=False).fit(few)
+    assert router.schedule_ == resolve_schedule(len(few), 2 * N_TRAIN)
+    assert router.get_params()["epochs"] == "auto"
+    assert _auc(router.strong_win_rate(held_out[0]), held_out[1]) > 0.9
+
+
+def test_validation_stops_early_and_keeps_the_best_epoch(
+    battles: Battles, prompts: dict[str, list[str]], tmp_path: Path
+) -> None:
+    """Validation battles on other prompts: the fit stops ``patience`` epochs after the
+    best validation loss and returns that epoch's weights, and the artifact keeps it."""
+    math = set(prompts["math"][: N_TRAIN // 3]) | set(prompts["other"][: N_TRAIN // 3])
+    held = battles.filter(pl.col("prompt").is_in(sorted(math)))
+    fit = battles.filter(~pl.col("prompt").is_in(sorted(math)))
+    params = {**FAST, "epochs": 200, "weight_decay": 0.0, "patience": 3}
+    router = MFRouter(strong_model=STRONG, weak_model=WEAK, **params).fit(fit, validation=held)
+    losses = router.validation_loss_history_
+    assert len(losses) == len(router.loss_history_) < 200  # stopped early
+    assert router.best_epoch_ == int(np.argmin(losses)) + 1 == len(losses) - 3
+    # the weights are the best epoch's: its validation loss, recomputed from the arrays
+    again = MFRouter(
+        strong_model=STRONG, weak_model=WEAK, **{**params, "epochs": router.best_epoch_}
+    ).fit(fit, validation=held)
+    np.testing.assert_array_equal(again.w1_, router.w1_)
+    loaded = Router.load(router.save(tmp_path / "mf"))
+    assert loaded.best_epoch_ == router.best_epoch_
+    assert loaded.schedule_ == router.schedule_

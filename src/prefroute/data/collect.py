@@ -11,20 +11,24 @@ data. Every row that leaves is counted with its reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from prefroute.conversation import Turns
 from prefroute.data import shipped
+from prefroute.data.account import FileAccount
 from prefroute.data.augment import battles_from_preferences, battles_from_scores
-from prefroute.data.decontam import COSINE_THRESHOLD, DecontamResult, decontaminate
+from prefroute.data.decontam import COSINE_THRESHOLD, EXTRA_SET, DecontamResult, decontaminate
+from prefroute.data.files import dataset_name
 from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.model_names import FilterRule, ModelFilters, model_filters
-from prefroute.data.readers import ReadReport, read_battles
-from prefroute.data.schema import Battles
+from prefroute.data.readers import ReadReport, read_battles, read_prompts, read_scores
+from prefroute.data.schema import Battles, Scores
 from prefroute.embed import Embedder
+from prefroute.errors import DataDirNotFoundError, DataError, InvalidParameterError
 
 
 @dataclass(frozen=True)
@@ -48,19 +52,32 @@ class CollectedData:
     """The decontaminated battles and everything a user must hear about how they were made.
 
     ``overlap_removed``: battles per set dropped whole because the set contains a
-    benchmark; ``dropped``: rows the shipped loaders left out (null labels, ...);
-    ``not_models``: battles dropped because a side is not a model
+    benchmark; ``excluded``: battles per shipped set left out by request
+    (``exclude_datasets``); ``dropped``: rows the shipped loaders left out (null
+    labels, ...); ``not_models``: battles dropped because a side is not a model
     (``model_filters.toml``), one entry per (dataset, rule), with the reason.
+    ``user_files`` are the reads of the user's files, ``accounts`` what became of
+    each file's rows so far (the recipe adds its own removals), in the same order;
+    ``notes`` anything else a user must hear (a skipped decontamination).
     """
 
     battles: Battles
     decontamination: DecontamResult[Battles]
     overlap_removed: dict[str, int]
     dropped: tuple[shipped.Dropped, ...]
-    user_files: tuple[ReadReport[Battles], ...]
+    user_files: tuple[ReadReport[Any], ...]
     eval_prompt_counts: dict[str, int]
     not_models: tuple[NotModels, ...] = ()
     near_threshold: float | None = COSINE_THRESHOLD
+    accounts: tuple[FileAccount, ...] = ()
+    excluded: dict[str, int] = field(default_factory=dict)
+    shipped_data: bool = True
+    notes: tuple[str, ...] = ()
+
+    @property
+    def user_datasets(self) -> tuple[str, ...]:
+        """The ``dataset`` names the user's files' battles carry (one per file)."""
+        return tuple(account.dataset for account in self.accounts)
 
     @property
     def n_contaminated(self) -> int:
@@ -101,8 +118,9 @@ class CollectedData:
 
     def removal_lines(self) -> list[str]:
         """What left the data on the way to the fit: contamination, then the entries
-        that are not models, by rule (``not_models`` has each reason)."""
-        lines = [self.decontamination_summary()]
+        that are not models, by rule (``not_models`` has each reason), then the shipped
+        sets left out by request."""
+        lines = [*self.notes, self.decontamination_summary()]
         if self.not_models:
             per_rule: dict[str, int] = {}
             for drop in self.not_models:
@@ -112,6 +130,12 @@ class CollectedData:
                 f"(model_filters.toml; the reasons: prefroute data stats): "
                 + ", ".join(f"{pattern} {rows:,}" for pattern, rows in per_rule.items())
             )
+        if self.excluded:
+            lines.append(
+                f"left out {sum(self.excluded.values()):,} shipped battles of the sets "
+                "excluded by request: "
+                + ", ".join(f"{name} {rows:,}" for name, rows in self.excluded.items())
+            )
         return lines
 
 
@@ -119,6 +143,10 @@ def collect_battles(
     data_dir: str | Path | None = None,
     *,
     battle_files: Sequence[str | Path] = (),
+    score_files: Sequence[str | Path] = (),
+    shipped_data: bool = True,
+    eval_files: Sequence[str | Path] = (),
+    exclude_datasets: Sequence[str] = (),
     skip_bad: bool = False,
     turns: Turns = "first",
     embedder: Embedder | None = None,
@@ -128,58 +156,213 @@ def collect_battles(
 ) -> CollectedData:
     """Read every shipped set and the user's files, augment, then decontaminate.
 
+    ``battle_files`` are read with ``read_battles``; ``score_files`` (per prompt
+    and model: ``score`` or ``correct``) with ``read_scores`` and turned into
+    battles by ``battles_from_scores`` (every pair of models scored on a prompt).
+    ``shipped_data=False`` leaves the shipped sets out: the user's files alone.
+    ``exclude_datasets`` leaves out shipped sets by name (a name covers its
+    sub-sets: ``mmlu-pro-29model`` is both of its parts), e.g. the set a user's
+    own labels were drawn from, so a benchmark of "your data plus ours" is honest.
+
     Sets that *contain* a benchmark (``shipped.BENCHMARK_OVERLAP``) are dropped
     by name first: their copies of MMLU/GSM8K questions are reformatted, so text
     matching alone would let some through. Then battles with a side that is not
     a model go (``model_filters.toml``, plus ``filters`` or
-    ``PREFROUTE_MODEL_FILTERS``), before the costly near-duplicate search.
-    ``on_phase`` hears what is being done next (a CLI shows it: the whole takes
-    tens of seconds).
+    ``PREFROUTE_MODEL_FILTERS``), before the costly near-duplicate search, which
+    removes every battle whose prompt is (nearly) an MT-Bench, MMLU or GSM8K
+    prompt, or a prompt of one of ``eval_files`` (any file with a ``prompt``
+    column, or chats: ``read_prompts``). Without the shipped data the benchmarks'
+    prompts are still matched when the data directory has them (a note says so
+    when it does not). ``on_phase`` hears what is being done next (a CLI shows
+    it: the whole takes tens of seconds).
     """
     phase = on_phase or (lambda _: None)
-    root = resolve_data_dir(data_dir)
-    phase("reading the shipped data sets")
-    battles = shipped.load_battles(root, turns=turns)
-    scores = shipped.load_scores(root)
-    prefs = shipped.load_judge_preferences(root)
-    if battle_files:
-        phase(f"reading {len(battle_files)} battle file(s)")
-    user_files = tuple(read_battles(path, turns=turns, skip_bad=skip_bad) for path in battle_files)
-    pooled = Battles.concat(
-        [
+    parts: list[Battles] = []
+    dropped: tuple[shipped.Dropped, ...] = ()
+    root = _optional_data_dir(data_dir)
+    if shipped_data:
+        root = resolve_data_dir(data_dir)  # here a missing directory is an error
+        phase("reading the shipped data sets")
+        battles = shipped.load_battles(root, turns=turns)
+        scores = shipped.load_scores(root)
+        prefs = shipped.load_judge_preferences(root)
+        parts += [
             battles.table,
-            *(report.table for report in user_files),
             battles_from_scores(scores.table),
             battles_from_preferences(prefs.table),
         ]
-    )
+        dropped = battles.dropped + scores.dropped + prefs.dropped
+    shipped_sets = {name for part in parts for name in part.frame["dataset"].unique()}
+    taken = set(shipped_sets)
+    if battle_files or score_files:
+        phase(f"reading {len(battle_files) + len(score_files)} file(s) of yours")
+    user_files: list[ReadReport[Any]] = []
+    accounts: list[FileAccount] = []
+    for path in battle_files:
+        taken.add(name := _unique_name(dataset_name(path), taken))
+        read = read_battles(path, turns=turns, skip_bad=skip_bad, dataset=name)
+        user_files.append(read)
+        accounts.append(_battles_account(read, name))
+        parts.append(read.table)
+    for path in score_files:
+        taken.add(name := _unique_name(dataset_name(path), taken))
+        scored = read_scores(path, skip_bad=skip_bad, dataset=name)
+        made = battles_from_scores(scored.table)
+        user_files.append(scored)
+        accounts.append(_scores_account(scored, name, len(made)))
+        parts.append(made)
+    if not parts:
+        raise DataError.file(
+            "the training data",
+            "battles or scores to train on: --battles FILE or --scores FILE (or the "
+            "shipped data, without --no-shipped)",
+            "no files and no shipped data",
+        )
+    pooled = Battles.concat(parts)
+    user_sets = [account.dataset for account in accounts]
+    is_user = pl.col("dataset").is_in(user_sets)
     overlapping = [name for names in shipped.BENCHMARK_OVERLAP.values() for name in names]
     is_overlap = pl.col("dataset").is_in(overlapping)
-    overlap_removed = dict(
-        pooled.frame.filter(is_overlap).group_by("dataset").len().sort("dataset").iter_rows()
-    )
-    kept, not_models = drop_not_models(
-        pooled.filter(~is_overlap), model_filters(str(filters) if filters else None)
-    )
-    evals = shipped.eval_prompts(root)
-    phase(f"decontaminating {kept.frame.height:,} battles against {', '.join(evals)}")
+    overlap_removed = _counts(pooled.frame.filter(is_overlap))
+    pooled = pooled.filter(~is_overlap)
+    excluded: dict[str, int] = {}
+    if exclude_datasets:
+        names = list(exclude_datasets)
+        prefixes = [f"{name}/" for name in names]
+        is_excluded = (
+            pl.col("dataset").is_in(names)
+            | pl.any_horizontal([pl.col("dataset").str.starts_with(p) for p in prefixes])
+        ) & ~is_user
+        excluded = _counts(pooled.frame.filter(is_excluded))
+        unknown = [
+            n for n in names if not any(d == n or d.startswith(f"{n}/") for d in shipped_sets)
+        ]
+        if unknown:
+            raise InvalidParameterError(
+                f"exclude_datasets names no shipped data set: {unknown}; they are "
+                f"{sorted(shipped_sets)}"
+            )
+        pooled = pooled.filter(~is_excluded)
+    kept, not_models = drop_not_models(pooled, model_filters(str(filters) if filters else None))
+    evals, extra_exact, notes = _eval_prompts(root, shipped_data)
+    for path in eval_files:
+        evals[f"eval file {Path(path).name}"] = read_prompts(path, turns=turns)[1]
+    if evals:
+        phase(f"decontaminating {kept.frame.height:,} battles against {', '.join(evals)}")
     result = decontaminate(
-        kept,
-        evals,
-        embedder=embedder,
-        threshold=threshold,
-        extra_exact=shipped.contaminated_prompts(root),
+        kept, evals, embedder=embedder, threshold=threshold, extra_exact=extra_exact
     )
+    accounts = [_after_collection(a, not_models, result) for a in accounts]
     return CollectedData(
         battles=result.kept,
         decontamination=result,
         overlap_removed=overlap_removed,
-        dropped=battles.dropped + scores.dropped + prefs.dropped,
-        user_files=user_files,
+        dropped=dropped,
+        user_files=tuple(user_files),
         eval_prompt_counts={name: len(prompts) for name, prompts in evals.items()},
         not_models=not_models,
         near_threshold=threshold,
+        accounts=tuple(accounts),
+        excluded=excluded,
+        shipped_data=shipped_data,
+        notes=notes,
     )
+
+
+def _counts(frame: pl.DataFrame) -> dict[str, int]:
+    return dict(frame.group_by("dataset").len().sort("dataset").iter_rows())
+
+
+def _optional_data_dir(data_dir: str | Path | None) -> Path | None:
+    """The data directory when there is one: without the shipped data it only
+    supplies the benchmarks' prompts to decontaminate against."""
+    try:
+        return resolve_data_dir(data_dir)
+    except DataDirNotFoundError:
+        return None
+
+
+def _eval_prompts(
+    root: Path | None, required: bool
+) -> tuple[dict[str, list[str]], list[str], tuple[str, ...]]:
+    """The benchmarks' prompts, RouteLLM's contaminated train prompts, and a note
+    when they are not there (only allowed without the shipped data)."""
+    if root is not None:
+        try:
+            return shipped.eval_prompts(root), shipped.contaminated_prompts(root), ()
+        except DataError:
+            if required:
+                raise
+    where = "no data directory" if root is None else f"{root} lacks routellm-evals"
+    note = (
+        f"not decontaminated against MT-Bench, MMLU and GSM8K ({where}): do not evaluate "
+        "this router on them"
+    )
+    return {}, [], (note,)
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ...: a user file's battles must be told
+    apart from every other file's and from the shipped sets'."""
+    candidate, n = name, 1
+    while candidate in taken or any(t.startswith(f"{candidate}/") for t in taken):
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
+def _read_losses(read: ReadReport[Any]) -> dict[str, int]:
+    return {"bad records skipped (--skip-bad)": read.skipped} if read.skipped else {}
+
+
+def _battles_account(read: ReadReport[Battles], dataset: str) -> FileAccount:
+    """A battles file: one battle per record left after the read."""
+    return FileAccount(
+        file=read.file,
+        format=read.format,
+        dataset=dataset,
+        rows=read.records,
+        battles=len(read.table),
+        row_losses=_read_losses(read),
+    )
+
+
+def _scores_account(read: ReadReport[Scores], dataset: str, battles: int) -> FileAccount:
+    """A scores file: rows of a model alone on its prompt make no battle; a model
+    scored again on a prompt is averaged (``battles_from_scores``)."""
+    frame = read.table.frame.with_columns(_key=pl.coalesce("prompt_id", "prompt"))
+    per_prompt = frame.group_by("_key", "source").agg(
+        rows=pl.len(), models=pl.col("model").n_unique()
+    )
+    alone = int(per_prompt.filter(pl.col("models") == 1)["rows"].sum())
+    paired = per_prompt.filter(pl.col("models") > 1)
+    losses = _read_losses(read)
+    if alone:
+        losses["no other model scored on the prompt"] = alone
+    return FileAccount(
+        file=read.file,
+        format=read.format,
+        dataset=dataset,
+        rows=read.records,
+        battles=battles,
+        row_losses=losses,
+        averaged=int((paired["rows"] - paired["models"]).sum()),
+    )
+
+
+def _after_collection(
+    account: FileAccount, not_models: Sequence[NotModels], result: DecontamResult[Battles]
+) -> FileAccount:
+    """The account with the file's battles that collection removed, per reason."""
+    for drop in not_models:
+        if drop.dataset == account.dataset:
+            reason = f"not a model ({', '.join(drop.models)}: rule {drop.rule.pattern!r} in "
+            account = account.with_removed(f"{reason}{Path(drop.rule.source).name})", drop.rows)
+    for (dataset, eval_set), rows in result.by_eval_set.items():
+        if dataset == account.dataset:
+            what = "RouteLLM's contaminated prompts" if eval_set == EXTRA_SET else eval_set
+            account = account.with_removed(f"eval contamination ({what})", rows)
+    return account
 
 
 def drop_not_models(

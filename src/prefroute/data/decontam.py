@@ -30,7 +30,7 @@ _BLOCK_BYTES = 256 * 2**20
 COSINE_THRESHOLD = 0.95
 """Near-copy cutoff, as in the paper: lower also drops paraphrases of eval prompts."""
 _EVAL_SET = "eval"
-_EXTRA_SET = "extra_exact"
+EXTRA_SET = "extra_exact"
 
 
 def normalise_prompt(text: str) -> str:
@@ -98,7 +98,7 @@ def decontaminate(
     sets = dict(eval_prompts) if isinstance(eval_prompts, Mapping) else {_EVAL_SET: eval_prompts}
     eval_frame = pl.DataFrame(
         [(name, p) for name, prompts in sets.items() for p in prompts]
-        + [(_EXTRA_SET, p) for p in extra_exact],
+        + [(EXTRA_SET, p) for p in extra_exact],
         schema={"eval_set": pl.String, "eval_prompt": pl.String},
         orient="row",
     ).unique(subset="eval_prompt", keep="first", maintain_order=True)
@@ -106,7 +106,7 @@ def decontaminate(
 
     exact = _exact_matches(distinct["prompt"], eval_frame)
     near = pl.DataFrame(schema=exact.schema)
-    eval_near = eval_frame.filter(pl.col("eval_set") != _EXTRA_SET)
+    eval_near = eval_frame.filter(pl.col("eval_set") != EXTRA_SET)
     if threshold is not None and eval_near.height:
         rest = distinct.filter(~pl.col("prompt").is_in(exact["prompt"].implode()))["prompt"]
         if rest.len():

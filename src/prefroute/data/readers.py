@@ -3,7 +3,8 @@
 Battle formats (guessed from the columns, so users need not name them):
 
 - **plain**: ``prompt, model_a, model_b, winner`` (+ optional ``prompt_id``,
-  ``weight``, ``source``);
+  ``weight``, ``source``); ``winner`` is one of ``WINNERS`` or the winning model's
+  name (any spelling that canonicalises to ``model_a``'s or ``model_b``'s);
 - **lmsys arena**: ``model_a, model_b, conversation_a`` and ``winner``, as in
   ``chatbot_arena_conversations`` and ``arena-human-preference-100k/140k``; or
   the one-hot ``winner_model_a, winner_model_b, winner_tie`` instead of
@@ -226,9 +227,9 @@ def read_battles(
     instead is ignored); ``dataset`` defaults to the file's
     stem. Model names are canonicalised (``aliases`` adds a TOML alias file).
     A record with an empty prompt, a missing model, the same model on both
-    sides (after canonical naming) or a winner not in ``WINNERS`` is bad: every
-    bad record is listed in one ``DataError``, or dropped and counted with
-    ``skip_bad=True``.
+    sides (after canonical naming) or a winner neither in ``WINNERS`` nor one of
+    the two models' names is bad: every bad record is listed in one
+    ``DataError``, or dropped and counted with ``skip_bad=True``.
     """
     check_choice(turns, TURN_POLICIES, "turns")
     check_choice(source, SOURCES, "source")
@@ -242,7 +243,7 @@ def read_battles(
         prompts = _kaggle_prompts(rows.values("prompt"), answers, turns, bad)
     else:
         prompts = _plain_prompts(rows.values("prompt"), turns, bad)
-    winner_expected = f"one of {', '.join(WINNERS)}"
+    winner_expected = f"one of {', '.join(WINNERS)}, or the name of model_a or model_b"
     if "winner" in rows.columns:
         winners = string_values(rows.values("winner"), "winner", bad, winner_expected)
     else:
@@ -272,6 +273,17 @@ def read_battles(
     ).with_columns(
         canonicalise(pl.col("model_a"), aliases).alias("_a"),
         canonicalise(pl.col("model_b"), aliases).alias("_b"),
+        canonicalise(pl.col("winner"), aliases).alias("_winner"),
+    )
+    # A winner may name the model that won (any spelling of model_a's or model_b's name).
+    frame = frame.with_columns(
+        winner=pl.when(pl.col("winner").is_in(WINNERS))
+        .then(pl.col("winner"))
+        .when(pl.col("_winner") == pl.col("_a"))
+        .then(pl.lit("model_a"))
+        .when(pl.col("_winner") == pl.col("_b"))
+        .then(pl.lit("model_b"))
+        .otherwise(pl.col("winner"))
     )
 
     def same_model(row: int) -> str:
@@ -414,7 +426,7 @@ def read_scores(
 
 # -------------------------------------------------------------- prompt files
 
-PROMPT_COLUMNS = ("prompt", "messages", "conversation")
+PROMPT_COLUMNS = ("prompt", "messages", "conversation", "conversation_a")
 
 
 def read_prompts(path: str | Path, *, turns: Turns = "first") -> tuple[list[str], list[str]]:
@@ -422,8 +434,9 @@ def read_prompts(path: str | Path, *, turns: Turns = "first") -> tuple[list[str]
 
     ``.txt`` (or ``-``, standard input): one prompt per non-empty line, the id
     its line number. JSONL/CSV/Parquet: a ``prompt`` column (a string or a list
-    of user turns), or ``messages`` / ``conversation`` chats read with the turn
-    policy; the id from ``id`` / ``prompt_id`` / ``question_id``, else the line.
+    of user turns), or ``messages`` / ``conversation`` chats (or an arena battle's
+    ``conversation_a``) read with the turn policy; the id from ``id`` /
+    ``prompt_id`` / ``question_id``, else the line.
     Every record without a usable prompt is reported as FILE:LINE.
     """
     check_choice(turns, TURN_POLICIES, "turns")

@@ -20,7 +20,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from prefroute.data.recipe import DEFAULT_MMLU_GOLD_SLICE, TrainingSet, training_set
+from prefroute.data.recipe import TrainingSet, training_set
 
 OVERLAP_REASON = "set contains a benchmark"
 TOP_MODELS = 25
@@ -56,7 +56,7 @@ def summarize(
     *,
     battle_files: Sequence[str | Path] = (),
     skip_bad: bool = False,
-    mmlu_gold_slice: int = DEFAULT_MMLU_GOLD_SLICE,
+    mmlu_gold_slice: int | None = None,
     n_bootstrap: int = 100,
     random_state: int = 0,
     on_phase: Callable[[str], None] | None = None,

@@ -20,7 +20,9 @@ Format versions:
   read: converted on the way in (``read_config``), never written.
 - 2: this module's dataclasses; adds ``models``, ``training_data.turns`` (the turn
   policy the training conversations were read with, which serving follows),
-  ``prompts`` and ``source_weights``.
+  ``prompts`` and ``source_weights``; later, optional, the own-data record
+  (``training_data.user_files``, ``shipped``, ``user_weight``, ``eval_files``,
+  ``notes``, ``resolved_params``, ``validation``), absent from older files.
 
 Standard library only (plus safetensors for the weights), so reading a config
 costs a server or ``prefroute serve``'s settings check nothing.
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefroute.conversation import TURN_POLICIES, Turns
+from prefroute.data.account import FileAccount
 from prefroute.errors import ArtifactError, InvalidParameterError
 
 if TYPE_CHECKING:
@@ -91,6 +94,32 @@ class EmbedderInfo:
 
 
 @dataclass(frozen=True)
+class ValidationReport:
+    """How the router did on the validation split ``train`` held out, beside baselines.
+
+    ``prompts`` validation prompts were scored; ``pair_prompts`` of them have a
+    strong-vs-weak outcome (the user's rows: the pair's battles there), which
+    APGR (win 1, tie 0.5, loss 0 as quality) and log-loss are computed on.
+    ``random_apgr`` is the 5-95% band of a random router's APGR on those prompts;
+    ``length_*`` a logistic regression on the prompt's log length fitted on the
+    fit's pair battles; ``constant_log_loss`` always predicting the fit's win
+    rate. ``score_spread`` is the 5-95% range of the router's scores on the
+    validation prompts. ``warning`` says when the router learned nothing.
+    """
+
+    prompts: int
+    pair_prompts: int
+    apgr: float | None = None
+    random_apgr: tuple[float, float] | None = None
+    length_apgr: float | None = None
+    log_loss: float | None = None
+    constant_log_loss: float | None = None
+    length_log_loss: float | None = None
+    score_spread: float | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
 class TrainingData:
     """Where the router's training data came from; every field may be unknown (None).
 
@@ -98,7 +127,13 @@ class TrainingData:
     out; ``turns`` the policy conversations were turned into text with, which
     serving follows unless its config says otherwise; ``source_weights`` the weight
     each label source (human / judge / golden) was given; ``decontaminated`` the
-    rows removed per data set as copies of evaluation prompts.
+    rows removed per data set as copies of evaluation prompts. ``user_files`` says
+    what became of every row of the user's files (``FileAccount``); ``shipped``
+    whether the shipped data was trained on; ``user_weight`` the share of the
+    fit's weight the user's rows carried; ``eval_files`` the files whose prompts
+    were removed; ``notes`` the lines ``train`` printed about the data (pair and
+    why, gold slice, weights, validation split); ``resolved_params`` the values
+    "auto" hyper-parameters took; ``validation`` the validation report.
     """
 
     fingerprint: str | None = None
@@ -109,6 +144,13 @@ class TrainingData:
     source_weights: Mapping[str, float] = field(default_factory=dict)
     decontaminated: Mapping[str, int] = field(default_factory=dict)
     fit_seconds: float | None = None
+    shipped: bool | None = None
+    user_files: tuple[FileAccount, ...] = ()
+    user_weight: float | None = None
+    eval_files: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    resolved_params: Mapping[str, Any] = field(default_factory=dict)
+    validation: ValidationReport | None = None
 
 
 TARGET_MEASURES = {"quality": "q", "gap": "pgr"}
@@ -397,6 +439,39 @@ def _thresholds(value: Any) -> tuple[float, ...]:
 _STR, _INT, _FLOAT, _DICT = _of(str), _of(int), _of(float), _of(dict)
 
 
+def _record(kind: type[T], value: Any, checks: Mapping[str, Callable[[Any], Any]]) -> T:
+    """A dataclass from a JSON object: known keys only, each value checked."""
+    if not isinstance(value, dict) or set(value) - set(checks):
+        raise TypeError(value)
+    return kind(**{k: checks[k](v) for k, v in value.items()})
+
+
+def _accounts(value: Any) -> tuple[FileAccount, ...]:
+    if not isinstance(value, list):
+        raise TypeError(value)
+    counts = _mapping(_INT)
+    checks = {"file": _STR, "format": _STR, "dataset": _STR, "rows": _INT, "battles": _INT}
+    checks |= {"row_losses": counts, "removed": counts, "averaged": _INT}
+    checks |= {"validation": _INT, "fit": _INT}
+    return tuple(_record(FileAccount, v, checks) for v in value)
+
+
+def _band(value: Any) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise TypeError(value)
+    return (_FLOAT(value[0]), _FLOAT(value[1]))
+
+
+def _validation(value: Any) -> ValidationReport:
+    number = _optional(_FLOAT)
+    checks: dict[str, Callable[[Any], Any]] = {"prompts": _INT, "pair_prompts": _INT}
+    checks |= {"random_apgr": _optional(_band), "warning": _optional(_STR)}
+    for name in ("apgr", "length_apgr", "log_loss", "constant_log_loss", "length_log_loss"):
+        checks[name] = number
+    checks["score_spread"] = number
+    return _record(ValidationReport, value, checks)
+
+
 def _embedder(fields: _Fields | None) -> EmbedderInfo | None:
     if fields is None:
         return None
@@ -467,6 +542,17 @@ def _from_format_2(fields: _Fields) -> ArtifactConfig:
                 "decontaminated", _mapping(_of(int)), "data set -> rows", {}
             ),
             fit_seconds=training.get("fit_seconds", _optional(_of(float)), "seconds", None),
+            shipped=training.get("shipped", _optional(_of(bool)), "true or false", None),
+            user_files=training.get("user_files", _accounts, "a list of file accounts", ()),
+            user_weight=training.get("user_weight", _optional(_of(float)), "a share", None),
+            eval_files=training.get("eval_files", _strings, "a list of file names", ()),
+            notes=training.get("notes", _strings, "a list of lines", ()),
+            resolved_params=training.get(
+                "resolved_params", _DICT, "an object of hyper-parameters", {}
+            ),
+            validation=training.get(
+                "validation", _optional(_validation), "a validation report", None
+            ),
         )
     return ArtifactConfig(
         kind=fields.get("kind", _STR, "a router kind"),

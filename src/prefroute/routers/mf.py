@@ -43,15 +43,37 @@ are ties: both right or both wrong). ``drop``: ties are left out, as a pure
 win/loss model; 2-3x faster on the shipped recipe, where 61% of rows are ties."""
 
 
+AUTO = "auto"
+"""A hyper-parameter resolved from the data at ``fit`` (``resolve_schedule``)."""
+LARGE_BATCH = 8192
+SMALL_BATCH = 64
+BATTLES_PER_STEP_SHARE = 100
+"""``batch_size="auto"``: a step sees a hundredth of the battles, between ``SMALL_BATCH``
+and ``LARGE_BATCH``."""
+TARGET_STEPS = 3000
+"""``epochs="auto"``: enough epochs for about this many optimiser steps, 10 to 100."""
+MIN_EPOCHS, MAX_EPOCHS = 10, 100
+SMALL_DATA_PROMPTS = 10_000
+"""Below this many distinct prompts ``lr`` and ``weight_decay`` "auto" take the small-data
+values (3e-3, 1e-2); from it on, the paper's (3e-4, 0)."""
+
+
 class MFRouter(EmbeddingRouter):
     """RouteLLM's matrix factorisation router over the router's own embedder.
 
-    ``dim`` is the latent size (the paper's 128); ``lr`` the Adam step (the
-    paper's 3e-4); ``weight_decay`` Adam's L2 penalty: 0 suits the shipped
-    recipe (1e-3 already underfits it), while a few hundred prompts of your own
-    want about 1e-2, or the router memorises them. ``tie_handling`` is one of
+    ``dim`` is the latent size (the paper's 128); ``lr`` the Adam step;
+    ``weight_decay`` Adam's L2 penalty. ``batch_size``, ``epochs``, ``lr`` and
+    ``weight_decay`` default to ``"auto"``: resolved at ``fit`` from the number of
+    battles and prompts (``resolve_schedule``; the values used are in
+    ``schedule_``). The paper's settings (batch 8192, 10 epochs, lr 3e-4, no
+    decay) suit the shipped recipe's 2.8M battles, but on a few hundred rows they
+    make 10 optimiser steps and learn nothing (every score within 0.005 of 0.5);
+    there ``"auto"`` takes batches of 64, up to 100 epochs, lr 3e-3 and decay 1e-2,
+    or the router memorises its prompts. ``tie_handling`` is one of
     ``TIE_HANDLING``. ``length_features`` appends the prompt's log length in
     characters and words to its embedding (see ``length_features``).
+    ``patience``: with ``fit(..., validation=)``, training stops after this many
+    epochs without a lower validation loss and keeps the best epoch's weights.
     ``verbose`` draws a progress bar on stderr.
 
     ``batch_size`` counts battles per optimiser step; batches are whole prompts
@@ -65,15 +87,16 @@ class MFRouter(EmbeddingRouter):
     """
 
     kind = "mf"
-    added_params: ClassVar[dict[str, Any]] = {"length_features": False}
+    added_params: ClassVar[dict[str, Any]] = {"length_features": False, "patience": 10}
     _parameter_constraints: ClassVar[ParameterTable] = {
         "dim": [Interval(int, 1, None)],
-        "epochs": [Interval(int, 1, None)],
-        "lr": [Interval(float, 0, None, closed="neither")],
-        "batch_size": [Interval(int, 1, None)],
-        "weight_decay": [Interval(float, 0, None)],
+        "epochs": [Interval(int, 1, None), Options(AUTO)],
+        "lr": [Interval(float, 0, None, closed="neither"), Options(AUTO)],
+        "batch_size": [Interval(int, 1, None), Options(AUTO)],
+        "weight_decay": [Interval(float, 0, None), Options(AUTO)],
         "tie_handling": [Options(*TIE_HANDLING)],
         "length_features": [bool],
+        "patience": [Interval(int, 1, None)],
         "verbose": [bool],
     }
 
@@ -81,12 +104,13 @@ class MFRouter(EmbeddingRouter):
         self,
         *,
         dim: int = 128,
-        epochs: int = 10,
-        lr: float = 3e-4,
-        batch_size: int = 8192,
-        weight_decay: float = 0.0,
+        epochs: int | str = AUTO,
+        lr: float | str = AUTO,
+        batch_size: int | str = AUTO,
+        weight_decay: float | str = AUTO,
         tie_handling: str = "half",
         length_features: bool = True,
+        patience: int = 10,
         embedder: str = "static",
         strong_model: str = DEFAULT_STRONG,
         weak_model: str = DEFAULT_WEAK,
@@ -106,6 +130,7 @@ class MFRouter(EmbeddingRouter):
         self.weight_decay = weight_decay
         self.tie_handling = tie_handling
         self.length_features = length_features
+        self.patience = patience
         self.verbose = verbose
 
     @property
@@ -113,27 +138,43 @@ class MFRouter(EmbeddingRouter):
         return hasattr(self, "model_vecs_")
 
     # ----------------------------------------------------------------- fit
-    def fit(self, battles: Battles) -> MFRouter:
+    def fit(self, battles: Battles, *, validation: Battles | None = None) -> MFRouter:
         """Learn W1, b, w2 and a vector per model from ``battles``; returns self.
 
         Each distinct prompt is embedded once. ``weight`` is a sample weight
-        (a soft label arrives as two rows weighted p and 1 - p). Same battles
-        (same row order) and ``random_state`` give the same arrays.
+        (a soft label arrives as two rows weighted p and 1 - p). ``validation``
+        (battles on other prompts) is scored after every epoch: training stops
+        after ``patience`` epochs without a lower validation loss, and the best
+        epoch's weights are kept (``best_epoch_``). Same battles (same row order)
+        and ``random_state`` give the same arrays.
         """
         self._begin_fit()
         data = _Prepared(battles, self.tie_handling)
         check_pair(self.strong_model, self.weak_model, data.models)
+        held = None
+        if validation is not None:
+            held = _Prepared(validation, self.tie_handling, models=data.models, allow_empty=True)
+        self.schedule_ = resolve_schedule(
+            len(data.target),
+            len(data.prompts),
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+        )
         started = time.perf_counter()
         embedder = self._fit_embedder()
         vectors = self._features(embedder.encode(data.prompts), data.prompts)
+        held_vectors = None
+        if held is not None and held.prompts:
+            held_vectors = self._features(embedder.encode(held.prompts), held.prompts)
         learned = _train(
             vectors,
             data,
             dim=self.dim,
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            weight_decay=self.weight_decay,
+            **self.schedule_,
+            validation=(held_vectors, held) if held_vectors is not None and held else None,
+            patience=self.patience,
             seed=0 if self.random_state is None else int(self.random_state),
             verbose=self.verbose,
         )
@@ -142,15 +183,25 @@ class MFRouter(EmbeddingRouter):
         self.w2_ = learned["w2"]
         self.models_ = list(data.models)
         self.loss_history_ = learned["loss_history"]
+        self.validation_loss_history_ = learned["validation_loss_history"]
+        self.best_epoch_ = learned["best_epoch"]
         self.n_battles_ = len(data.target)
         self.n_prompts_ = len(data.prompts)
         self.model_vecs_ = learned["model_vecs"]
         self._pair_cache: tuple[tuple[str, str], np.ndarray, float] | None = None
         if self.verbose:
+            ran = len(self.loss_history_)
+            stop = (
+                f", best validation epoch {self.best_epoch_}"
+                if self.validation_loss_history_
+                else ""
+            )
             _console().print(
                 f"mf: {self.n_battles_:,} battles, {self.n_prompts_:,} prompts, "
-                f"{len(self.models_)} models, {self.epochs} epochs in "
-                f"{time.perf_counter() - started:.1f} s (final loss {self.loss_history_[-1]:.4f})"
+                f"{len(self.models_)} models, {ran} epochs{stop} in "
+                f"{time.perf_counter() - started:.1f} s (batch {self.schedule_['batch_size']}, "
+                f"lr {self.schedule_['lr']:g}, weight decay {self.schedule_['weight_decay']:g}; "
+                f"final loss {self.loss_history_[-1]:.4f})"
             )
         return self
 
@@ -197,6 +248,9 @@ class MFRouter(EmbeddingRouter):
         return {
             "models": self.models_,
             "loss_history": self.loss_history_,
+            "validation_loss_history": self.validation_loss_history_,
+            "best_epoch": self.best_epoch_,
+            "schedule": self.schedule_,
             "n_battles": self.n_battles_,
             "n_prompts": self.n_prompts_,
         }
@@ -207,6 +261,9 @@ class MFRouter(EmbeddingRouter):
         self.w2_ = arrays["w2"]
         self.models_ = list(state["models"])
         self.loss_history_ = list(state.get("loss_history", []))
+        self.validation_loss_history_ = list(state.get("validation_loss_history", []))
+        self.best_epoch_ = int(state.get("best_epoch", len(self.loss_history_)))
+        self.schedule_ = dict(state.get("schedule", {}))
         self.n_battles_ = int(state.get("n_battles", 0))
         self.n_prompts_ = int(state.get("n_prompts", 0))
         self._pair_cache = None
@@ -241,13 +298,59 @@ def length_features(prompts: Sequence[str]) -> np.ndarray:
     return np.stack([np.log1p(chars) / 8, np.log1p(words) / 6], axis=1).astype(np.float32)
 
 
+def resolve_schedule(
+    n_battles: int,
+    n_prompts: int,
+    *,
+    batch_size: int | str = AUTO,
+    epochs: int | str = AUTO,
+    lr: float | str = AUTO,
+    weight_decay: float | str = AUTO,
+) -> dict[str, Any]:
+    """The optimiser settings for a fit on ``n_battles`` battles over ``n_prompts`` prompts.
+
+    Each ``"auto"`` is replaced by its data-dependent value, given values are kept:
+
+    - ``batch_size``: n_battles / ``BATTLES_PER_STEP_SHARE``, within ``SMALL_BATCH`` ..
+      ``LARGE_BATCH`` (the shipped recipe's 2.8M battles: 8192, the paper's);
+    - ``epochs``: enough for ``TARGET_STEPS`` optimiser steps, within ``MIN_EPOCHS`` ..
+      ``MAX_EPOCHS`` (the recipe: 10; 300 battles: 100);
+    - ``lr`` and ``weight_decay``: 3e-3 and 1e-2 below ``SMALL_DATA_PROMPTS`` prompts,
+      where few steps need larger ones and decay keeps the prompts from being memorised;
+      from it on the paper's 3e-4 and 0.
+    """
+    small = n_prompts < SMALL_DATA_PROMPTS
+    if batch_size == AUTO:
+        batch_size = int(np.clip(n_battles // BATTLES_PER_STEP_SHARE, SMALL_BATCH, LARGE_BATCH))
+    if epochs == AUTO:
+        steps_per_epoch = max(1, -(-n_battles // int(batch_size)))
+        epochs = int(np.clip(-(-TARGET_STEPS // steps_per_epoch), MIN_EPOCHS, MAX_EPOCHS))
+    if lr == AUTO:
+        lr = 3e-3 if small else 3e-4
+    if weight_decay == AUTO:
+        weight_decay = 1e-2 if small else 0.0
+    return {
+        "batch_size": int(batch_size),
+        "epochs": int(epochs),
+        "lr": float(lr),
+        "weight_decay": float(weight_decay),
+    }
+
+
 # -------------------------------------------------------------- internals
 
 
 class _Prepared:
     """Battles as arrays, sorted by prompt: ``pid`` indexes ``prompts``, ``a``/``b`` ``models``."""
 
-    def __init__(self, battles: Battles, tie_handling: str) -> None:
+    def __init__(
+        self,
+        battles: Battles,
+        tie_handling: str,
+        *,
+        models: Sequence[str] | None = None,
+        allow_empty: bool = False,
+    ) -> None:
         import polars as pl
 
         from prefroute.data.schema import OUTCOME_SCORE
@@ -255,7 +358,9 @@ class _Prepared:
         frame = battles.frame.filter(pl.col("weight") > 0)
         if tie_handling == "drop":
             frame = frame.filter(~pl.col("winner").is_in(["tie", "tie_bothbad"]))
-        if frame.height == 0:
+        if models is not None:  # validation battles: only models the fit has vectors for
+            frame = frame.filter(pl.col("model_a").is_in(models) & pl.col("model_b").is_in(models))
+        if frame.height == 0 and not allow_empty:
             raise ValueError(
                 "no battles to fit on (need rows with weight > 0"
                 + (" that are not ties" if tie_handling == "drop" else "")
@@ -265,9 +370,10 @@ class _Prepared:
         # which is the order training reads them in. Stable, so deterministic.
         frame = frame.sort("prompt", maintain_order=True)
         first = pl.col("prompt") != pl.col("prompt").shift(1)
-        models = sorted(set(frame["model_a"].unique()) | set(frame["model_b"].unique()))
+        if models is None:
+            models = sorted(set(frame["model_a"].unique()) | set(frame["model_b"].unique()))
         self.models: tuple[str, ...] = tuple(models)
-        enum = pl.Enum(models)
+        enum = pl.Enum(list(models))
         arrays = frame.select(
             pid=first.fill_null(True).cum_sum().cast(pl.Int64) - 1,
             a=pl.col("model_a").cast(enum).to_physical().cast(pl.Int64),
@@ -283,6 +389,9 @@ class _Prepared:
         self.b = arrays["b"].to_numpy().copy()
         self.target = arrays["y"].to_numpy().copy()
         self.weight = arrays["w"].to_numpy().copy()
+
+    def __len__(self) -> int:
+        return len(self.target)
 
 
 def _console() -> Any:
@@ -300,6 +409,8 @@ def _train(
     lr: float,
     batch_size: int,
     weight_decay: float,
+    validation: tuple[np.ndarray, _Prepared] | None,
+    patience: int,
     seed: int,
     verbose: bool,
 ) -> dict[str, Any]:
@@ -308,7 +419,10 @@ def _train(
     Each epoch shuffles the prompts (numpy, seeded) and cuts them into batches
     of about ``batch_size`` battles. A step computes δ for its k prompts and
     all M models as one (k x M) matrix, then gathers each battle's two entries
-    with ``index_select`` (whose backward is a cheap scatter-add).
+    with ``index_select`` (whose backward is a cheap scatter-add). With
+    ``validation`` (its prompts' vectors and battles), the weighted BCE on it is
+    measured after every epoch; ``patience`` epochs without a new best stop the
+    fit, and the best epoch's weights are returned.
     """
     try:
         import torch
@@ -347,6 +461,21 @@ def _train(
     params = [w1, b, w2, models]
     optimiser = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
+    def validation_loss() -> float:
+        """Weighted mean BCE on the validation battles under the current weights."""
+        assert validation is not None
+        held_vectors, held = validation
+        with torch.no_grad():
+            proj = torch.from_numpy(np.ascontiguousarray(held_vectors, dtype=np.float32)) @ w1 + b
+            delta = proj @ (F.normalize(models, dim=1) * w2).T
+            pid = torch.from_numpy(held.pid)
+            logit = delta[pid, torch.from_numpy(held.a)] - delta[pid, torch.from_numpy(held.b)]
+            weight = torch.from_numpy(held.weight)
+            loss = F.binary_cross_entropy_with_logits(
+                logit, torch.from_numpy(held.target), weight=weight, reduction="sum"
+            )
+            return float(loss / weight.sum())
+
     # Batches per epoch, known up front for the progress bar: a prompt joins the
     # batch its last battle falls in, so a batch ends on a prompt boundary.
     def epoch_batches(order: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -359,6 +488,8 @@ def _train(
 
     present = np.flatnonzero(counts)
     history: list[float] = []
+    held_history: list[float] = []
+    best: tuple[int, float, list[Any]] | None = None  # (epoch, loss, weights)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -411,10 +542,24 @@ def _train(
                         description=f"mf: epoch {epoch + 1}/{epochs} loss {total / weight_sum:.4f}",
                     )
                 history.append(round(total / weight_sum, 6))
+                if validation is None:
+                    continue
+                held_history.append(round(validation_loss(), 6))
+                if best is None or held_history[-1] < best[1]:
+                    best = (epoch + 1, held_history[-1], [p.detach().clone() for p in params])
+                elif epoch + 1 - best[0] >= patience:
+                    progress.update(task, total=(epoch + 1) * (len(cuts) - 1))
+                    break
     finally:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
 
+    best_epoch = len(history)
+    if best is not None:
+        best_epoch = best[0]
+        with torch.no_grad():
+            for param, kept in zip(params, best[2], strict=True):
+                param.copy_(kept)
     with torch.no_grad():
         return {
             "w1": w1.detach().numpy().astype(np.float32),
@@ -422,4 +567,6 @@ def _train(
             "w2": w2.detach().numpy().astype(np.float32),
             "model_vecs": F.normalize(models, dim=1).detach().numpy().astype(np.float32),
             "loss_history": history,
+            "validation_loss_history": held_history,
+            "best_epoch": best_epoch,
         }

@@ -30,6 +30,7 @@ from prefroute.routers.base import (
     EmbeddingRouter,
     ParameterTable,
     check_pair,
+    win_rate_quality,
 )
 from prefroute.routers.params import Interval, Options
 
@@ -65,6 +66,7 @@ class MFRouter(EmbeddingRouter):
     """
 
     kind = "mf"
+    per_model_quality = True
     added_params: ClassVar[dict[str, Any]] = {"length_features": False}
     _parameter_constraints: ClassVar[ParameterTable] = {
         "dim": [Interval(int, 1, None)],
@@ -146,6 +148,7 @@ class MFRouter(EmbeddingRouter):
         self.n_prompts_ = len(data.prompts)
         self.model_vecs_ = learned["model_vecs"]
         self._pair_cache: tuple[tuple[str, str], np.ndarray, float] | None = None
+        self._candidate_cache: tuple[list[str], np.ndarray, np.ndarray] | None = None
         if self.verbose:
             _console().print(
                 f"mf: {self.n_battles_:,} battles, {self.n_prompts_:,} prompts, "
@@ -164,6 +167,32 @@ class MFRouter(EmbeddingRouter):
         inputs = self._features(self.embed(prompts), prompts)
         logits = (inputs * g).sum(axis=1, dtype=np.float64) + c
         return (0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.float32)
+
+    def model_quality(
+        self, prompts: Sequence[str], models: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Each candidate's mean chance of beating the other candidates (``win_rate_quality``
+        of δ(m, q)); for ``[strong, weak]`` exactly ``strong_win_rate``'s win rate.
+
+        δ for all candidates is one embedding and one (features x N) product:
+        δ(m, q) = v_qᵀ G_m + c_m with G = W1 (w2 ⊙ V_m)ᵀ, cached per candidate list.
+        """
+        self.check_is_fitted()
+        g, c = self._candidate_projection(models)
+        inputs = self._features(self.embed(prompts), prompts).astype(np.float64)
+        return win_rate_quality(inputs @ g + c)
+
+    def _candidate_projection(self, models: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(G, c) with δ(candidates, q) = v_qᵀ G + c, cached for the last candidate list."""
+        names, rows = self.candidate_index(models)
+        cache = getattr(self, "_candidate_cache", None)
+        if cache is not None and cache[0] == names:
+            return cache[1], cache[2]
+        u = self.w2_.astype(np.float64)[None, :] * self.model_vecs_[rows].astype(np.float64)
+        g = self.w1_.astype(np.float64) @ u.T
+        c = self.b_.astype(np.float64) @ u.T
+        self._candidate_cache = (names, g, c)
+        return g, c
 
     def _features(self, vectors: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
         if not self.length_features:
@@ -210,6 +239,7 @@ class MFRouter(EmbeddingRouter):
         self.n_battles_ = int(state.get("n_battles", 0))
         self.n_prompts_ = int(state.get("n_prompts", 0))
         self._pair_cache = None
+        self._candidate_cache = None
         self.model_vecs_ = arrays["model_vecs"]
         if self.model_vecs_.shape[0] != len(self.models_):
             raise ArtifactError(

@@ -19,37 +19,8 @@ from prefroute.prices import price_table
 from prefroute.routers.random import RandomRouter
 
 runner = CliRunner()
-LLMROUTER_PRICES = """\
-# LLMRouter's own list prices (ulab-uiuc/LLMRouter@ebdba864,
-# llmrouter/data/example_data/llm_candidates/default_llm.json; NVIDIA NIM)
-["qwen2.5-7b-instruct"]
-input = 0.2
-output = 0.2
-["codegemma-7b"]
-input = 0.2
-output = 0.2
-["gemma-2-9b-it"]
-input = 0.1
-output = 0.1
-["llama-3.1-8b-instruct"]
-input = 0.2
-output = 0.2
-["llama3-chatqa-1.5-8b"]
-input = 0.2
-output = 0.2
-["mistral-7b-instruct-v0.3"]
-input = 0.2
-output = 0.2
-["llama-3.3-nemotron-super-49b-v1"]
-input = 0.9
-output = 0.9
-["llama-3.1-nemotron-51b-instruct"]
-input = 0.9
-output = 0.9
-["llama3-chatqa-1.5-70b"]
-input = 0.9
-output = 0.9
-"""
+LLMROUTER_PRICES = Path(__file__).resolve().parents[2] / "benchmarks" / "prices" / "llmrouter.toml"
+"""LLMRouter's own list prices for its nine models (the file cites its source)."""
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +42,12 @@ def files(quality_router, n_model_scores, tmp_path_factory) -> dict[str, Path]:
             for i, p in unique.select("prompt_id", "prompt").iter_rows()
         )
     )
-    prices = root / "llmrouter.toml"
-    prices.write_text(LLMROUTER_PRICES)
     binary = RandomRouter().fit(Battles.empty()).save(root / "random")
     return {
         "router": quality_router.save(root / "quality"),
         "scores": scores,
         "prompts": prompts,
-        "prices": prices,
+        "prices": LLMROUTER_PRICES,
         "binary": binary,
     }
 

@@ -240,6 +240,7 @@ def write_models_plot(results: Sequence[ModelsResult], path: str | Path) -> Path
     hull, the oracle's, the single models and their hull."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     n = len(results)
     figure = Figure(figsize=(6.0 * n, 4.8), layout="constrained")
@@ -262,11 +263,13 @@ def write_models_plot(results: Sequence[ModelsResult], path: str | Path) -> Path
                         textcoords="offset points")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlim(1000 * low / 1.5, 1000 * high * 1.5)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{s.name} (n={len(s):,}, {len(s.models)} models)", fontsize=10)
         ax.set_xlabel("$ per 1,000 requests (log scale)")
         ax.set_ylabel("mean quality")
         ax.grid(alpha=0.3)
-        ax.legend(title="router (AIQ)", fontsize=7, title_fontsize=8, loc="lower right")
+        ax.legend(title="router (AIQ)", fontsize=7, title_fontsize=8, loc="best")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

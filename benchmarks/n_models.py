@@ -11,8 +11,9 @@ measured on the other:
 
 - ``mmlu-pro``: MMLU-Pro without its MMLU questions (``from_mmlu`` dropped: 5,222
   questions), 29 models. Routers train on all 29; they choose among the models the
-  shipped price table prices (7), priced per prompt (input tokens = characters / 4,
-  264 output tokens); the 22 others have no list price and are not candidates.
+  shipped price table prices (7), priced per prompt (input tokens estimated from the
+  text by ``prefroute.tokens``, 264 output tokens); the 22 others have no list price
+  and are not candidates.
 - ``routerbench``: routerbench-routerdc train (ARC, MBPP, Winogrande), 11 models, each
   call priced by the set's own ``cost_usd``.
 - ``llmrouter``: LLMRouter (UIUC) train, 9 models, priced by LLMRouter's own price list
@@ -116,8 +117,8 @@ def load_source(name: str, data_dir: Path) -> Source:
     priced = tuple(m for m in models if m in table)
     costs = CallCosts.from_prices(priced, table, output_tokens=OUTPUT_TOKENS)
     source = (
-        f"{label}, per prompt: input tokens = characters / {costs.chars_per_token:g}, "
-        f"{OUTPUT_TOKENS:g} output tokens"
+        f"{label}, per prompt: input tokens estimated from the text, {OUTPUT_TOKENS:g} "
+        "output tokens"
     )
     unpriced = tuple(m for m in models if m not in table)
     return Source(name, _scores(frame), priced, costs, source, unpriced)

@@ -27,6 +27,7 @@ from prefroute.policy import (
 )
 from prefroute.prices import PriceTable, TokenMix, price_table
 from prefroute.routers.base import Router
+from prefroute.tokens import message_tokens
 
 STRONG, WEAK = "llama-3.1-nemotron-51b-instruct", "mistral-7b-instruct-v0.3"
 PRICED = [
@@ -56,12 +57,14 @@ def costs() -> CallCosts:
 
 def test_call_costs_price_each_prompt_by_its_length(costs: CallCosts) -> None:
     table = price_table()
-    prompts = ["x" * 400, "short"]
+    prompts = ["Explain, step by step, why the sky is blue. " * 20, "short"]
     per_call = costs.per_call(prompts)
     for j, model in enumerate(PRICED):
         price = table.price(model)
-        assert per_call[0, j] == pytest.approx(price.cost(100, 264))
-        assert per_call[1, j] == pytest.approx(price.cost(2, 264))  # ceil(5 / 4)
+        for i, prompt in enumerate(prompts):
+            tokens = message_tokens([{"role": "user", "content": prompt}])
+            assert per_call[i, j] == pytest.approx(price.cost(tokens, 264))
+    assert (per_call[0] > per_call[1]).all()
     mix = CallCosts.from_prices(PRICED, table, mix=TokenMix(95, 264))
     assert (mix.per_call(prompts)[0] == mix.per_call(prompts)[1]).all()
     assert mix.subset(PRICED[::-1]).models == tuple(PRICED[::-1])

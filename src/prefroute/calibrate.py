@@ -317,7 +317,6 @@ def operating_point(
         input_prices=costs.input_prices,
         output_prices=costs.output_prices,
         output_tokens=costs.output_tokens,
-        chars_per_token=costs.chars_per_token,
         input_tokens=costs.input_tokens,
         offsets=offsets,
         target=target,

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUDGET_UNITS",
-    "CHARS_PER_TOKEN",
     "CallCosts",
     "Decision",
     "Frontier",
@@ -56,10 +55,6 @@ __all__ = [
     "threshold_for_lambda",
 ]
 
-CHARS_PER_TOKEN = 4.0
-"""Characters per token for a prompt's input-token estimate: OpenAI's rule of thumb for
-English text. A price per prompt only needs the right order of magnitude; give exact
-counts (``CallCosts.input_tokens``) where you have them."""
 BUDGET_UNITS = ("1m-tokens", "1k-requests")
 """A budget is $ per 1M tokens (input and output together, as blended prices are
 quoted) or $ per 1,000 requests."""
@@ -76,9 +71,9 @@ class CallCosts:
 
     ``input_prices`` / ``output_prices`` are $ per 1M tokens, one per model in
     ``models``. A call has ``output_tokens`` output tokens and ``input_tokens``
-    input tokens, or, when that is None, the prompt's length in characters
-    divided by ``chars_per_token``: long prompts cost more, per model as its
-    input price says.
+    input tokens, or, when that is None, as many as ``prefroute.tokens`` estimates
+    from the prompt's text (the rule ``route`` and ``label`` price calls with):
+    long prompts cost more, per model as its input price says.
     """
 
     models: tuple[str, ...]
@@ -86,7 +81,6 @@ class CallCosts:
     output_prices: tuple[float, ...]
     output_tokens: float = PAPER_MIX.output_tokens
     input_tokens: float | None = None
-    chars_per_token: float = CHARS_PER_TOKEN
 
     def __post_init__(self) -> None:
         n = len(self.models)
@@ -104,8 +98,6 @@ class CallCosts:
             raise InvalidParameterError("prices and token counts must be finite and >= 0")
         if self.input_tokens is not None and not self.input_tokens >= 0:
             raise InvalidParameterError(f"input_tokens must be >= 0, got {self.input_tokens}")
-        if not self.chars_per_token > 0:
-            raise InvalidParameterError(f"chars_per_token must be > 0, got {self.chars_per_token}")
 
     @classmethod
     def from_prices(
@@ -131,11 +123,13 @@ class CallCosts:
         )
 
     def input_token_counts(self, prompts: Sequence[str]) -> np.ndarray:
-        """(n,) input tokens per call: fixed, or each prompt's characters / chars_per_token."""
+        """(n,) input tokens per call: fixed, or estimated from each prompt's text."""
         if self.input_tokens is not None:
             return np.full(len(prompts), float(self.input_tokens))
-        chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
-        return np.ceil(chars / self.chars_per_token)
+        from prefroute.tokens import message_tokens
+
+        estimates = (message_tokens([{"role": "user", "content": p}]) for p in prompts)
+        return np.fromiter(estimates, dtype=np.float64, count=len(prompts))
 
     def tokens(self, prompts: Sequence[str]) -> np.ndarray:
         """(n,) input plus output tokens per call (the same whichever model answers)."""
@@ -157,7 +151,6 @@ class CallCosts:
             output_prices=tuple(self.output_prices[i] for i in index),
             output_tokens=self.output_tokens,
             input_tokens=self.input_tokens,
-            chars_per_token=self.chars_per_token,
         )
 
     def _index(self, model: str) -> int:
@@ -517,7 +510,6 @@ class Policy:
             output_prices=point.output_prices,
             output_tokens=point.output_tokens,
             input_tokens=point.input_tokens,
-            chars_per_token=point.chars_per_token,
         )
         return cls(costs=costs, lam=point.lam, offsets=point.offsets)
 

@@ -245,8 +245,8 @@ def models_file(
         )
     costs = CallCosts.from_prices(chosen, prices, output_tokens=output_tokens)
     source = (
-        f"list prices ({', '.join(prices.sources)}), input tokens = characters / "
-        f"{costs.chars_per_token:g}, {output_tokens:g} output tokens per call"
+        f"list prices ({', '.join(prices.sources)}), input tokens estimated from each "
+        f"prompt's text, {output_tokens:g} output tokens per call"
     )
     return model_set(frame, chosen, costs, name=Path(path).name, cost_source=source)
 

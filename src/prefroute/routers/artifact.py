@@ -192,8 +192,8 @@ class OperatingPoint:
     (``prefroute.policy.Policy.from_operating_point``) with the prices as they were
     at calibration ($ per 1M input / output tokens, per model), so a copied
     artifact routes as it was measured. A call has ``output_tokens`` output tokens
-    and ``input_tokens`` input tokens, or (None) the prompt's characters divided by
-    ``chars_per_token``. ``target`` says what it was calibrated to; ``prompts`` /
+    and ``input_tokens`` input tokens, or (None) as many as ``prefroute.tokens``
+    estimates from the prompt's text. ``target`` says what it was calibrated to; ``prompts`` /
     ``n_prompts`` on what; ``cost_per_1m_tokens``, ``cost_per_1k_requests`` and
     ``shares`` what it gave there.
     """
@@ -204,7 +204,6 @@ class OperatingPoint:
     input_prices: tuple[float, ...]
     output_prices: tuple[float, ...]
     output_tokens: float
-    chars_per_token: float
     input_tokens: float | None = None
     offsets: tuple[float, ...] = ()
     target: str | None = None
@@ -522,7 +521,6 @@ def _operating_points(fields: _Fields | None) -> tuple[OperatingPoint, ...]:
                 input_prices=point.get("input_prices", _floats, "a list of $ per 1M tokens"),
                 output_prices=point.get("output_prices", _floats, "a list of $ per 1M tokens"),
                 output_tokens=point.get("output_tokens", _FLOAT, "a number of tokens"),
-                chars_per_token=point.get("chars_per_token", _FLOAT, "a number"),
                 input_tokens=point.get(
                     "input_tokens", _optional(_FLOAT), "a number of tokens", None
                 ),

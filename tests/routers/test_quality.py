@@ -142,6 +142,19 @@ def test_fits_battles_read_pointwise(n_model_scores) -> None:
     assert correlation > 0.8, f"rank correlation {correlation:.2f}"
 
 
+def test_battles_made_from_correctness_give_back_its_fit(n_model_scores) -> None:
+    """What ``prefroute train --scores`` hands the kind (the scores as golden battles)
+    fits the same model as the scores themselves, for 0/1 correctness."""
+    frame = n_model_scores[0].frame.head(1800).with_columns(score=(pl.col("score") >= 0.5) * 1.0)
+    scores = Scores(frame)
+    kwargs = {"strong_model": STRONG, "weak_model": WEAK, "verbose": False}
+    direct = QualityRouter(**kwargs).fit_scores(scores)
+    via_battles = QualityRouter(**kwargs).fit(battles_from_scores(scores))
+    assert via_battles.n_rows_ == direct.n_rows_
+    np.testing.assert_allclose(via_battles.bias_, direct.bias_, atol=2e-3)
+    np.testing.assert_allclose(via_battles.weights_, direct.weights_, atol=2e-3)
+
+
 def test_scores_outside_zero_one_are_scaled_per_data_set(n_model_scores) -> None:
     frame = n_model_scores[0].frame.head(20)
     grades = frame.with_columns(

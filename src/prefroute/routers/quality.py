@@ -28,14 +28,19 @@ Training rows are (prompt, model, target in [0, 1], weight):
   (correctness, F1, pass rates) are the targets as they are; a data set with
   scores outside [0, 1] (a 1-10 judge grade) is mapped from its own min and
   max onto [0, 1].
-- ``fit(battles)`` (the router contract): each battle read pointwise, as
-  ``BATTLE_TARGET`` says: the winner's answer was good (1), the loser's not
-  (0), a tie half each, both bad 0 each.
+- ``fit(battles)`` (the router contract, and what ``prefroute train`` calls):
+  each battle read pointwise, as ``BATTLE_TARGET`` says: the winner's answer
+  was good (1), the loser's not (0), a tie half each, both bad 0 each. Golden
+  battles (``source`` golden, made from per-model scores by
+  ``battles_from_scores``) read a tie as both right (1 each): so battles made
+  from 0/1 correctness give back exactly the scores they came from.
 
 A model scored several times on a prompt becomes one row: the weighted mean
-target with the summed weight. Fitting is one L-BFGS (scipy) over every model
-at once; scoring is numpy only: one (features x N) product and a sigmoid, so
-N = 30 candidates cost about what two do.
+target, weighing the sum of the weights; except that a golden score repeated
+in every pair of its prompt is one fact, so golden battles weigh their mean.
+Fitting is one L-BFGS (scipy) over every model at once; scoring is numpy only:
+one (features x N) product and a sigmoid, so N = 30 candidates cost about what
+two do.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ BATTLE_TARGET: dict[str, tuple[float, float]] = {
 }
 """A battle's ``winner`` read as one target per side, (model_a's, model_b's). Unlike the
 pairwise ``OUTCOME_SCORE``, "both bad" says something about each answer: both were poor."""
+GOLDEN_TIE = (1.0, 1.0)
+"""A golden battle's plain tie: equal scores, not both wrong (that is ``tie_bothbad``)."""
 
 
 class QualityRouter(EmbeddingRouter):
@@ -271,11 +278,13 @@ def _score_rows(scores: Scores) -> pl.DataFrame:
         "model",
         target=pl.when(inside).then(pl.col("score")).otherwise(scaled),
         weight=pl.lit(1.0),
+        golden=pl.lit(False),
     )
 
 
 def _battle_rows(battles: Battles) -> pl.DataFrame:
-    """Two rows per battle, one per side, targets from ``BATTLE_TARGET``."""
+    """Two rows per battle, one per side, targets from ``BATTLE_TARGET`` (``GOLDEN_TIE``
+    for a golden tie); ``golden`` marks rows whose repeats are one fact."""
     import polars as pl
 
     frame = battles.frame.filter(
@@ -284,26 +293,40 @@ def _battle_rows(battles: Battles) -> pl.DataFrame:
         & (pl.col("weight") > 0)
     )
     winner = pl.col("winner").cast(pl.String)
+    golden = pl.col("source").cast(pl.String) == "golden"
     sides = []
     for side, column in enumerate(("model_a", "model_b")):
-        target = {w: t[side] for w, t in BATTLE_TARGET.items()}
+        target = winner.replace_strict(
+            {w: t[side] for w, t in BATTLE_TARGET.items()}, return_dtype=pl.Float64
+        )
         sides.append(
             frame.select(
                 "prompt",
                 pl.col(column).alias("model"),
-                target=winner.replace_strict(target, return_dtype=pl.Float64),
+                target=pl.when(golden & (winner == "tie"))
+                .then(pl.lit(GOLDEN_TIE[side]))
+                .otherwise(target),
                 weight=pl.col("weight").cast(pl.Float64),
+                golden=golden,
             )
         )
     return pl.concat(sides)
 
 
 def _aggregate(rows: pl.DataFrame) -> pl.DataFrame:
-    """One row per (prompt, model): the weighted mean target and the summed weight."""
+    """One row per (prompt, model): the weighted mean target; the summed weight, or for
+    golden rows (one score repeated in every pair of its prompt) the mean weight."""
     import polars as pl
 
     return (
         rows.filter(pl.col("weight") > 0)
+        .group_by("prompt", "model", "golden", maintain_order=True)
+        .agg(
+            target=(pl.col("target") * pl.col("weight")).sum() / pl.col("weight").sum(),
+            weight=pl.when(pl.col("golden").first())
+            .then(pl.col("weight").mean())
+            .otherwise(pl.col("weight").sum()),
+        )
         .group_by("prompt", "model", maintain_order=True)
         .agg(
             target=(pl.col("target") * pl.col("weight")).sum() / pl.col("weight").sum(),

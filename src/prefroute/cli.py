@@ -785,12 +785,19 @@ def eval_routers(
         console=console,
     )
     render(results, console)
+    _write_report(results.to_dict(), json_out, plot, lambda path: write_plot(results, path))
+
+
+def _write_report(
+    report: dict[str, Any], json_out: Path | None, plot: Path | None, draw: Any
+) -> None:
+    """``eval``'s ``--json`` (``report``) and ``--plot`` (``draw(path)``), each if asked."""
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"wrote {json_out}")
     if plot is not None:
-        console.print(f"wrote {write_plot(results, plot)}")
+        console.print(f"wrote {draw(plot)}")
 
 
 def _eval_models(
@@ -819,12 +826,7 @@ def _eval_models(
     with console.status(f"scoring {len(eval_set):,} prompts x {len(eval_set.models)} models"):
         result = evaluate_models(routers, eval_set)
     render_models(result, console)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        console.print(f"wrote {json_out}")
-    if plot is not None:
-        console.print(f"wrote {write_models_plot([result], plot)}")
+    _write_report(result.to_dict(), json_out, plot, lambda path: write_models_plot([result], path))
 
 
 @app.command()

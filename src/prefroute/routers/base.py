@@ -188,13 +188,7 @@ class Router(ABC):
         for name in models:
             known = name if name in index else canonical_name(name)
             if known not in index:
-                close = difflib.get_close_matches(name, learned, n=3, cutoff=0.5)
-                hint = f"; closest: {', '.join(close)}" if close else ""
-                raise UnknownModelError(
-                    f"unknown model {name!r}: the router has learned {len(learned)} models"
-                    f"{hint}. Pick some of them (router.models_), or refit on data that "
-                    f"includes {name!r}"
-                )
+                raise unknown_model(name, learned)
             names.append(known)
         if not names:
             raise InvalidParameterError("no candidate models: give at least one")
@@ -421,13 +415,7 @@ def check_pair(strong: str, weak: str, models: Sequence[str]) -> None:
     known = set(models)
     for role, name in (("strong", strong), ("weak", weak)):
         if name not in known:
-            close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
-            hint = f"; closest: {', '.join(close)}" if close else ""
-            raise UnknownModelError(
-                f"unknown {role} model {name!r}: the router has learned {len(models)} "
-                f"models{hint}. Pick one of them (router.models_), or refit on battles "
-                f"that include {name!r}"
-            )
+            raise unknown_model(name, models, role)
     if strong == weak:
         raise InvalidParameterError(
             f"strong and weak model are both {strong!r}; pick two different models"
@@ -453,6 +441,17 @@ def win_rate_quality(strength: np.ndarray) -> np.ndarray:
         wins = 0.5 + 0.5 * np.tanh(0.5 * (block[:, :, None] - block[:, None, :]))  # σ
         out[start : start + step] = (wins.sum(axis=2) - 0.5) / (n_models - 1)
     return out
+
+
+def unknown_model(name: str, models: Sequence[str], role: str = "") -> UnknownModelError:
+    """The error for a model a router has learned nothing for, naming the closest it knows."""
+    close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return UnknownModelError(
+        f"unknown {role + ' ' if role else ''}model {name!r}: the router has learned "
+        f"{len(models)} models{hint}. Pick from them (router.models_), or refit on data "
+        f"that includes {name!r}"
+    )
 
 
 @cache

@@ -38,7 +38,7 @@ without refitting; the per-pair design (a few kB) is built on first use.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -245,15 +245,8 @@ class SWRankingRouter(EmbeddingRouter):
         if pair not in self._designs:
             check_pair(*pair, self.models_)
         design = self._design(pair)
-        scores = np.empty(len(prompts), dtype=np.float32)
-        if len(prompts) == 0:
-            return scores
-        queries = self.embed(prompts)
-        with one_blas_thread(len(prompts) < SMALL_BATCH):
-            for start in range(0, len(prompts), _CHUNK):
-                block = queries[start : start + _CHUNK]
-                scores[start : start + len(block)] = self._score(block, design)
-        return scores
+        scores = self._by_block(prompts, lambda block: self._score(block, design))
+        return scores.astype(np.float32).reshape(len(prompts))
 
     def model_quality(
         self, prompts: Sequence[str], models: Sequence[str] | None = None
@@ -270,18 +263,24 @@ class SWRankingRouter(EmbeddingRouter):
         self._validate_params()
         names, _ = self.candidate_index(models)
         design = self._design(tuple(names))
-        ratings = np.empty((len(prompts), len(names)))
+
+        def ratings(block: np.ndarray) -> np.ndarray:
+            return (design.rating[:, None] + design.effect @ self._local_fit(block, design)).T
+
+        found = self._by_block(prompts, ratings)
+        return win_rate_quality(found.reshape(len(prompts), len(names)))
+
+    def _by_block(
+        self, prompts: Sequence[str], score: Callable[[np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        """``score`` of the prompts' embeddings, ``_CHUNK`` queries at a time, rows stacked;
+        BLAS on one thread for small calls (``SMALL_BATCH``)."""
         if len(prompts) == 0:
-            return ratings
+            return np.zeros(0)
         queries = self.embed(prompts)
         with one_blas_thread(len(prompts) < SMALL_BATCH):
-            for start in range(0, len(prompts), _CHUNK):
-                block = queries[start : start + _CHUNK]
-                theta = self._local_fit(block, design)
-                ratings[start : start + len(block)] = (
-                    design.rating[:, None] + design.effect @ theta
-                ).T
-        return win_rate_quality(ratings)
+            parts = [score(queries[i : i + _CHUNK]) for i in range(0, len(prompts), _CHUNK)]
+        return np.concatenate(parts)
 
     def _neighbour_wins(self, queries: np.ndarray) -> np.ndarray:
         """Per query (rows of embeddings), the similarity-weighted wins per model pair.

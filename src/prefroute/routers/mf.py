@@ -9,6 +9,9 @@ P(a beats b | q) = σ(δ(a, q) − δ(b, q)) to pairwise battles. Every model in
 training battles gets a vector, so the router can be re-targeted to any pair it
 has seen (``set_models``) without retraining.
 
+Among N models, δ(m, q) for every candidate is one (features x N) product, and a
+candidate's quality its mean chance of beating the others (``model_quality``).
+
 Serving collapses the pair into one vector: δ(s, q) − δ(w, q) = gᵀ v_q + c with
 g = W1 (w2 ⊙ (v_s − v_w)) and c = bᵀ (w2 ⊙ (v_s − v_w)), so a score is the
 embedding plus one dot product, in numpy; torch is imported by ``fit`` only.

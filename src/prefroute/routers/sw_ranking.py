@@ -30,6 +30,11 @@ Gemini and Llama-70B), and two models of the same tier still get different
 scores. A query with no training prompt above ``min_similarity`` keeps the
 correction at 0: its score is exactly the global BT probability.
 
+Among N models (``model_quality``) the same fit gives every candidate its own
+shift instead of the strong and the weak model only (``n_tiers`` + N
+parameters); a candidate's quality is its mean chance of beating the others
+under the query's ratings, and for two candidates exactly ``strong_win_rate``.
+
 Re-targeting: the statistics are per model pair, not per strong/weak label,
 so ``retarget(strong, weak)`` routes between any two models seen in training
 without refitting; the per-pair design (a few kB) is built on first use.

@@ -272,10 +272,17 @@ def operating_point(
     tokens = costs.tokens(prompts)
     lam, offsets = 0.0, ()
     if budget is not None:
-        lam = lambda_for_budget(
-            Frontier.of(quality, per_call), per_call, budget_per_call(budget, budget_unit, tokens)
-        )
         unit = "1M tokens" if budget_unit == "1m-tokens" else "1k requests"
+        allowed = budget_per_call(budget, budget_unit, tokens)
+        cheapest = float(per_call.min(axis=1).mean())
+        if allowed < cheapest:
+            least = cheapest * (1000 if budget_unit == "1k-requests" else 1e6 / tokens.mean())
+            raise InvalidParameterError(
+                f"a budget of ${budget:g} per {unit} is below the cheapest mix of these "
+                f"models on these {len(prompts):,} prompts: ${least:.4g} per {unit} (the "
+                "cheapest candidate on every prompt); raise the budget or add a cheaper model"
+            )
+        lam = lambda_for_budget(Frontier.of(quality, per_call), per_call, allowed)
         target = f"budget: ${budget:g} per {unit}"
         default_name = f"budget-{budget:g}" + ("" if budget_unit == "1m-tokens" else "-per-1k")
     elif quality_target is not None:

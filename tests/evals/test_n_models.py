@@ -125,6 +125,13 @@ def test_mistakes_get_one_line(files) -> None:
         app, ["route", str(files["router"]), str(files["prompts"]), "--models", "all"]
     )
     assert both.exit_code == 2 and "--budget" in both.output
+    poor = runner.invoke(
+        app,
+        ["route", str(files["router"]), str(files["prompts"]), "--models", "all",
+         "--budget", "0.001", "--prices", str(files["prices"])],
+    )  # fmt: skip
+    assert poor.exit_code == 1 and "below the cheapest mix" in poor.output
+    assert "per 1M tokens" in poor.output
 
 
 def test_prompts_lacking_a_models_score_are_counted(files, quality_router, tmp_path: Path) -> None:

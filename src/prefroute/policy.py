@@ -285,9 +285,9 @@ class Frontier:
     def n_prompts(self) -> int:
         return len(self.start)
 
-    def breakpoints(self) -> np.ndarray:
-        """(K,) the distinct λ at which some prompt's choice changes, ascending."""
-        return np.unique(self.lam)
+    def _group_ends(self) -> np.ndarray:
+        """The last event at each distinct λ: the state once all of its events happened."""
+        return np.flatnonzero(np.append(self.lam[1:] != self.lam[:-1], True))
 
     def sweep(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The mean of ``values[i, choice_i]`` over prompts, on every interval of λ.
@@ -305,8 +305,7 @@ class Frontier:
             return np.zeros(1), np.array([first / n])
         delta = v[self.prompt, self.new] - v[self.prompt, self.old]
         totals = first + np.cumsum(delta)
-        # one point per distinct λ: the state after all its events
-        last = np.flatnonzero(np.append(self.lam[1:] != self.lam[:-1], True))
+        last = self._group_ends()
         return np.concatenate([[0.0], self.lam[last]]), np.concatenate([[first], totals[last]]) / n
 
     def share_sweep(self, n_models: int) -> np.ndarray:
@@ -321,7 +320,7 @@ class Frontier:
         delta[steps, self.old] -= 1.0
         delta[steps, self.new] += 1.0
         totals = first + np.cumsum(delta, axis=0)
-        last = np.flatnonzero(np.append(self.lam[1:] != self.lam[:-1], True))
+        last = self._group_ends()
         return np.vstack([first, totals[last]]) / n
 
     def choices_at(self, lam: float) -> np.ndarray:

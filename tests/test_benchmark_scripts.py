@@ -131,3 +131,14 @@ def test_startup_benchmark_prints_its_tables(tmp_path: Path, data_dir: Path) -> 
     assert len(table_rows(out, "| MF on Arena-Hard")) == 1
     assert len(table_rows(out, "| SW ranking")) == 2
     started_with_load_average(out)
+
+
+def test_n_models_benchmark_prints_its_tables() -> None:
+    out = run(
+        "n_models.py", "--sets", "llmrouter", "--kinds", "quality", "--seeds", "0",
+        "--max-prompts", "200", "--timing-n", "0",
+    )  # fmt: skip
+    rows = table_rows(out, "| router | AIQ |")
+    assert [row[0] for row in rows] == ["quality", "25-NN", "singles hull", "oracle"]
+    assert table_rows(out, "| set |")[0][:2] == ["llmrouter", "quality"]
+    started_with_load_average(out)

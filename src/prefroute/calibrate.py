@@ -9,11 +9,15 @@ the user's eval file, the cheapest threshold (fewest strong calls) whose mix
 keeps the target, either as a share of the strong model's mean quality
 (``--quality 0.95``) or of the gap between the two models (``--gap-recovered
 0.8``, the paper's PGR).
+
+Among N models the same targets (a budget, a quality target, shares per model)
+fix the λ of the policy ``prefroute.policy`` (``operating_point``), stored in
+the artifact by name (``calibrate_models``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +28,8 @@ from prefroute.errors import EvalError, InvalidParameterError
 
 if TYPE_CHECKING:
     from prefroute.evals.benchmarks import EvalSet
-    from prefroute.routers.artifact import QualityTarget
+    from prefroute.policy import CallCosts
+    from prefroute.routers.artifact import OperatingPoint, QualityTarget
     from prefroute.routers.base import Router
 
 
@@ -213,3 +218,188 @@ def calibrate_artifact(
     update_config(artifact, calibration=calibration)
     router.calibration_ = calibration
     return Calibrated(router, scores, described, eval_set, tuple(targets))
+
+
+# ------------------------------------------------------------- among N models
+
+
+def operating_point(
+    quality: np.ndarray,
+    prompts: Sequence[str],
+    costs: CallCosts,
+    *,
+    budget: float | None = None,
+    budget_unit: str = "1m-tokens",
+    quality_target: float | None = None,
+    true_quality: np.ndarray | None = None,
+    shares: Mapping[str, float] | None = None,
+    name: str | None = None,
+    described: str | None = None,
+) -> OperatingPoint:
+    """The λ (or offsets) that meets one target on these prompts, as a storable point.
+
+    ``quality`` is the router's (prompts x candidates) ``model_quality``. Give
+    exactly one target:
+
+    - ``budget``: mean cost within ``budget`` $ per 1M tokens or per 1,000
+      requests (``budget_unit``), at the best predicted quality that buys;
+    - ``quality_target`` with ``true_quality`` (the user's eval scores for the same
+      prompts and candidates): the cheapest mix whose mean true quality keeps
+      ``quality_target`` (e.g. 0.95) of the best single model's;
+    - ``shares``: model -> share of calls (adding up to 1), by offsets at λ = 0.
+    """
+    from prefroute.policy import (
+        BUDGET_UNITS,
+        Frontier,
+        Policy,
+        budget_per_call,
+        lambda_for_budget,
+        lambda_for_quality,
+        offsets_for_shares,
+    )
+    from prefroute.routers.artifact import OperatingPoint
+
+    given = [t for t in (budget, quality_target, shares) if t is not None]
+    if len(given) != 1:
+        raise InvalidParameterError(
+            "give exactly one target: a budget, a quality target (with eval scores) or shares"
+        )
+    if budget_unit not in BUDGET_UNITS:
+        raise InvalidParameterError(
+            f"unknown budget unit {budget_unit!r}; expected one of {BUDGET_UNITS}"
+        )
+    per_call = costs.per_call(prompts)
+    tokens = costs.tokens(prompts)
+    lam, offsets = 0.0, ()
+    if budget is not None:
+        unit = "1M tokens" if budget_unit == "1m-tokens" else "1k requests"
+        allowed = budget_per_call(budget, budget_unit, tokens)
+        cheapest = float(per_call.min(axis=1).mean())
+        if allowed < cheapest:
+            least = cheapest * (1000 if budget_unit == "1k-requests" else 1e6 / tokens.mean())
+            raise InvalidParameterError(
+                f"a budget of ${budget:g} per {unit} is below the cheapest mix of these "
+                f"models on these {len(prompts):,} prompts: ${least:.4g} per {unit} (the "
+                "cheapest candidate on every prompt); raise the budget or add a cheaper model"
+            )
+        lam = lambda_for_budget(Frontier.of(quality, per_call), per_call, allowed)
+        target = f"budget: ${budget:g} per {unit}"
+        default_name = f"budget-{budget:g}" + ("" if budget_unit == "1m-tokens" else "-per-1k")
+    elif quality_target is not None:
+        if true_quality is None:
+            raise InvalidParameterError("a quality target needs the eval scores (true_quality)")
+        if not 0.0 < quality_target <= 1.0:
+            raise InvalidParameterError(
+                f"a quality target is a share of the best model's quality in (0, 1], "
+                f"got {quality_target}"
+            )
+        means = np.asarray(true_quality, dtype=np.float64).mean(axis=0)
+        best = int(means.argmax())
+        lam = lambda_for_quality(
+            Frontier.of(quality, per_call), per_call, true_quality, quality_target * means[best]
+        )
+        target = (
+            f"quality: {quality_target:.0%} of {costs.models[best]}'s mean quality "
+            f"({means[best]:.4g}) on the eval data"
+        )
+        default_name = f"quality-{quality_target * 100:g}"
+    else:
+        assert shares is not None
+        unknown = sorted(set(shares) - set(costs.models))
+        if unknown:
+            raise InvalidParameterError(
+                f"shares for models that are not candidates: {unknown}; candidates: "
+                f"{list(costs.models)}"
+            )
+        wanted = [float(shares.get(m, 0.0)) for m in costs.models]
+        offsets = tuple(offsets_for_shares(quality, wanted).tolist())
+        target = "shares: " + ", ".join(f"{m} {s:.0%}" for m, s in shares.items())
+        default_name = "shares"
+    decision = Policy(costs=costs, lam=lam, offsets=offsets).decide(quality, prompts)
+    mean_cost = decision.mean_cost()
+    return OperatingPoint(
+        name=name or default_name,
+        models=costs.models,
+        lam=lam,
+        input_prices=costs.input_prices,
+        output_prices=costs.output_prices,
+        output_tokens=costs.output_tokens,
+        input_tokens=costs.input_tokens,
+        offsets=offsets,
+        target=target,
+        prompts=described,
+        n_prompts=len(prompts),
+        cost_per_1m_tokens=1e6 * mean_cost / float(np.mean(tokens)) if len(tokens) else None,
+        cost_per_1k_requests=1000 * mean_cost,
+        shares=decision.shares(),
+    )
+
+
+def calibrate_models(
+    artifact: str | Path,
+    *,
+    models: Sequence[str] | None,
+    budget: float | None = None,
+    budget_unit: str = "1m-tokens",
+    quality_target: float | None = None,
+    eval_file: str | Path | None = None,
+    shares: Mapping[str, float] | None = None,
+    prompts: str | Path | None = None,
+    prices: Sequence[str | Path] = (),
+    output_tokens: float | None = None,
+    name: str | None = None,
+    data_dir: str | Path | None = None,
+) -> tuple[Router, OperatingPoint]:
+    """Calibrate an N-model operating point of a saved router and store it (by name).
+
+    ``models`` are the candidates (None: every model the router learned; each
+    needs a price, from the shipped table and ``prices`` files). A budget or
+    shares are met on the calibration ``prompts`` (default: the shipped real
+    Arena prompts); a quality target on ``eval_file``'s prompts and scores. A
+    point of the same name is replaced. Returns the reloaded router and the point.
+    """
+    from prefroute.data import shipped
+    from prefroute.data.location import data_dir as resolve_data_dir
+    from prefroute.data.readers import read_prompts
+    from prefroute.policy import CallCosts
+    from prefroute.prices import PAPER_MIX, price_table
+    from prefroute.routers.artifact import update_config
+    from prefroute.routers.base import Router
+
+    router = Router.load(artifact)
+    candidates, _ = router.candidate_index(models)
+    table = price_table(prices)
+    tokens_out = PAPER_MIX.output_tokens if output_tokens is None else output_tokens
+    costs = CallCosts.from_prices(candidates, table, output_tokens=tokens_out)
+    true_quality = None
+    if quality_target is not None:
+        if eval_file is None:
+            raise InvalidParameterError("a quality target needs --eval-file (your scores)")
+        from prefroute.evals.n_models import models_file
+
+        eval_set = models_file(eval_file, candidates, table, output_tokens=tokens_out)
+        texts, true_quality = list(eval_set.prompts), eval_set.quality
+        described = f"{eval_file} ({eval_set.cost_source})"
+    elif prompts is None:
+        texts = shipped.arena_prompts(resolve_data_dir(data_dir))
+        described = "shipped real Chatbot Arena prompts"
+    else:
+        texts = read_prompts(prompts)[1]
+        described = str(prompts)
+    quality = router.model_quality(texts, candidates)
+    point = operating_point(
+        quality,
+        texts,
+        costs,
+        budget=budget,
+        budget_unit=budget_unit,
+        quality_target=quality_target,
+        true_quality=true_quality,
+        shares=shares,
+        name=name,
+        described=described,
+    )
+    kept = tuple(p for p in getattr(router, "operating_points_", ()) if p.name != point.name)
+    router.operating_points_ = tuple(sorted((*kept, point), key=lambda p: p.name))
+    update_config(artifact, operating_points=router.operating_points_)
+    return router, point

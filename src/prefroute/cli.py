@@ -336,9 +336,38 @@ BudgetOption = Annotated[
     typer.Option(
         "--budget",
         help="Target $ per 1M tokens, blended at the pair's list prices (--prices to add "
-        "or change one).",
+        "or change one); with --models, the mean spend among them (see --budget-unit).",
     ),
 ]
+
+
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--models",
+        help="Choose among these models: a,b,c or all (every model the router learned).",
+    ),
+]
+OutputTokensOption = Annotated[
+    float,
+    typer.Option(
+        "--output-tokens", min=0.0, help="Answer tokens per call, for its price [264, the paper's]."
+    ),
+]
+BudgetUnitOption = Annotated[
+    str,
+    typer.Option("--budget-unit", help="What --budget is per: 1m-tokens or 1k-requests."),
+]
+
+
+def parse_models(value: str) -> list[str] | None:
+    """``a,b,c`` -> the names; ``all`` -> None (every model the router learned)."""
+    if value.strip().lower() == "all":
+        return None
+    names = [m.strip() for m in value.split(",") if m.strip()]
+    if not names:
+        raise typer.BadParameter("give model names a,b,c or all", param_hint="--models")
+    return names
 
 
 @app.command()
@@ -376,14 +405,37 @@ def calibrate(
     prompts: PromptsOption = None,
     prices: PricesOption = None,
     data_dir: DataDirOption = None,
+    models: ModelsOption = None,
+    budget_unit: BudgetUnitOption = "1m-tokens",
+    shares: Annotated[
+        str | None,
+        typer.Option("--shares", help="With --models: a=0.2,b=0.8, the share of calls per model."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the stored N-model operating point.")
+    ] = None,
+    output_tokens: OutputTokensOption = 264.0,
 ) -> None:
     """Store the thresholds that send each share of the prompts to the strong model, and
-    the cheapest ones that keep a quality target on your labelled prompts; print them."""
+    the cheapest ones that keep a quality target on your labelled prompts; print them.
+
+    With --models, calibrate a choice among N models instead (--budget, --quality of
+    the best model's quality on --eval-file, or --shares) and store it by name.
+    """
     from prefroute.calibrate import calibrate_artifact, share_for_budget
     from prefroute.calibrate import strong_share as share_of
     from prefroute.prices import PAPER_MIX, price_table
     from prefroute.routers.artifact import read_config
 
+    if models is not None:
+        if strong_share is not None or gap_recovered is not None:
+            raise typer.BadParameter("--strong-share and --gap-recovered are for two models")
+        _calibrate_models(
+            artifact, parse_models(models), budget=budget, budget_unit=budget_unit,
+            quality=quality, eval_file=eval_file, shares=shares, name=name, prompts=prompts,
+            prices=prices or (), output_tokens=output_tokens, data_dir=data_dir,
+        )  # fmt: skip
+        return
     if strong_share is not None and budget is not None:
         raise typer.BadParameter("give --strong-share or --budget, not both")
     if (quality is not None or gap_recovered is not None) and eval_file is None:
@@ -452,6 +504,59 @@ def calibrate(
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
+def _parse_shares(text: str) -> dict[str, float]:
+    """``a=0.2,b=0.8`` -> {a: 0.2, b: 0.8}."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        model, sep, value = part.partition("=")
+        try:
+            out[model.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not model.strip():
+            raise typer.BadParameter(
+                f"expected model=share pairs like a=0.2,b=0.8, got {part!r}", param_hint="--shares"
+            )
+    return out
+
+
+def _calibrate_models(
+    artifact: Path,
+    models: list[str] | None,
+    *,
+    budget: float | None,
+    budget_unit: str,
+    quality: float | None,
+    eval_file: Path | None,
+    shares: str | None,
+    name: str | None,
+    prompts: Path | None,
+    prices: Sequence[Path],
+    output_tokens: float,
+    data_dir: Path | None,
+) -> None:
+    """``calibrate --models``: one N-model operating point, stored by name."""
+    from prefroute.calibrate import calibrate_models
+
+    with errors.status(f"scoring the calibration prompts with {artifact}"):
+        router, point = calibrate_models(
+            artifact, models=models, budget=budget, budget_unit=budget_unit,
+            quality_target=quality, eval_file=eval_file,
+            shares=None if shares is None else _parse_shares(shares),
+            prompts=prompts, prices=prices, output_tokens=output_tokens, name=name,
+            data_dir=data_dir,
+        )  # fmt: skip
+    spread = ", ".join(f"{m} {s:.1%}" for m, s in point.shares.items() if s > 0)
+    console.print(
+        f"stored operating point {point.name!r} ({point.target}) among {len(point.models)} "
+        f"models, λ = {point.lam:.6g}: on {point.n_prompts:,} calibration prompts it costs "
+        f"${point.cost_per_1m_tokens:.4g} per 1M tokens (${point.cost_per_1k_requests:.4g} "
+        f"per 1k requests): {spread}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command()
 def route(
     artifact: ArtifactArg,
@@ -470,17 +575,34 @@ def route(
     ] = None,
     budget: BudgetOption = None,
     prices: PricesOption = None,
+    models: ModelsOption = None,
+    budget_unit: BudgetUnitOption = "1m-tokens",
+    point: Annotated[
+        str | None,
+        typer.Option("--point", help="Route among N models at a stored operating point."),
+    ] = None,
+    output_tokens: OutputTokensOption = 264.0,
 ) -> None:
     """Route prompts; write JSONL lines {"id", "score", "model"} to stdout.
 
     A progress bar while scoring and a summary (prompts routed, share to each
     model, $ estimated at the pair's list prices) go to stderr, so stdout stays
     JSONL. ``--budget`` picks the calibrated share whose blended price is the budget.
+    With --models and --budget (λ fitted to these prompts), or --point (a stored
+    operating point), choose among N models: each line has every candidate's score
+    and the chosen model's estimated cost.
     """
     from prefroute.calibrate import share_for_budget
     from prefroute.data.readers import read_prompts
     from prefroute.prices import price_table
     from prefroute.routers.base import Router
+
+    if models is not None or point is not None:
+        _route_models(
+            artifact, file, models=models, budget=budget, budget_unit=budget_unit, point=point,
+            prices=prices or (), output_tokens=output_tokens, binary=(threshold, strong_share),
+        )  # fmt: skip
+        return
 
     if sum(choice is not None for choice in (threshold, strong_share, budget)) != 1:
         raise typer.BadParameter("give exactly one of --threshold, --strong-share or --budget")
@@ -541,8 +663,80 @@ def _routed_cost(table: PriceTable, router: Router, texts: Sequence[str], strong
     )
 
 
-def _scores_with_progress(router: Router, texts: Sequence[str]) -> np.ndarray:
-    """``router.strong_win_rate(texts)`` in batches, with a progress bar on stderr."""
+def _route_models(
+    artifact: Path,
+    file: str,
+    *,
+    models: str | None,
+    budget: float | None,
+    budget_unit: str,
+    point: str | None,
+    prices: Sequence[Path],
+    output_tokens: float,
+    binary: tuple[float | None, float | None],
+) -> None:
+    """``route --models --budget`` (λ fitted to these prompts) or ``route --point``."""
+    import numpy as np
+
+    from prefroute.calibrate import operating_point
+    from prefroute.data.readers import read_prompts
+    from prefroute.policy import CallCosts, Policy
+    from prefroute.prices import price_table
+    from prefroute.routers.base import Router
+
+    if any(v is not None for v in binary):
+        raise typer.BadParameter("--threshold/--strong-share route two models; not with --models")
+    if (budget is None) == (point is None):
+        raise typer.BadParameter("choosing among models needs exactly one of --budget or --point")
+    if point is not None and models is not None:
+        raise typer.BadParameter("--point names its own models; give --models only with --budget")
+    with errors.status(f"loading {artifact}"):
+        router = Router.load(artifact)
+    stored = router.operating_point(point) if point is not None else None
+    if stored is not None:
+        candidates = list(stored.models)
+    else:
+        candidates, _ = router.candidate_index(parse_models(models or "all"))
+        costs = CallCosts.from_prices(candidates, price_table(prices), output_tokens=output_tokens)
+    if file == "-" and sys.stdin.isatty():
+        errors.print("reading prompts from stdin, one per line (Ctrl-D to end)")
+    with errors.status(f"reading {'stdin' if file == '-' else file}"):
+        ids, texts = read_prompts(file)
+    quality = _with_progress(texts, lambda batch: router.model_quality(batch, candidates))
+    if stored is None:
+        stored = operating_point(
+            quality, texts, costs, budget=budget, budget_unit=budget_unit, described=str(file)
+        )
+        how = f"{stored.target}, λ = {stored.lam:.6g} fitted on these prompts"
+    else:
+        how = f"operating point {stored.name!r} ({stored.target})"
+    policy = Policy.from_operating_point(stored)
+    decision = policy.decide(quality, texts)
+    out = typer.get_text_stream("stdout")
+    chosen_cost = decision.cost[np.arange(len(texts)), decision.chosen]
+    for i, prompt_id in enumerate(ids):
+        scores = {
+            m: round(float(q), 6) for m, q in zip(candidates, decision.quality[i], strict=True)
+        }
+        line = {"id": prompt_id, "model": candidates[decision.chosen[i]], "scores": scores,
+                "cost_usd": float(f"{chosen_cost[i]:.6g}")}  # fmt: skip
+        out.write(json.dumps(line) + "\n")
+    tokens = policy.costs.tokens(texts)
+    total = float(chosen_cost.sum())
+    per_1m = 1e6 * total / float(tokens.sum()) if len(texts) else 0.0
+    spread = ", ".join(f"{m} {share:.1%}" for m, share in decision.shares().items() if share > 0)
+    errors.print(
+        f"routed {len(texts):,} prompts among {len(candidates)} models at {how}: {spread}; "
+        f"${total:.4g} in all, ${per_1m:.4g} per 1M tokens "
+        f"(${1000 * total / max(len(texts), 1):.4g} per 1k requests)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _with_progress(texts: Sequence[str], score: Any) -> np.ndarray:
+    """``score(batch)`` over ``texts`` in batches of ``ROUTE_BATCH``, results stacked, with
+    a progress bar on stderr."""
     import numpy as np
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -552,9 +746,16 @@ def _scores_with_progress(router: Router, texts: Sequence[str]) -> np.ndarray:
         task = progress.add_task("scoring", total=len(texts))
         for start in range(0, len(texts), ROUTE_BATCH):
             batch = texts[start : start + ROUTE_BATCH]
-            parts.append(np.asarray(router.strong_win_rate(batch)))
+            parts.append(np.asarray(score(batch)))
             progress.advance(task, len(batch))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _scores_with_progress(router: Router, texts: Sequence[str]) -> np.ndarray:
+    """``router.strong_win_rate(texts)`` in batches, with a progress bar on stderr."""
+    import numpy as np
+
+    return _with_progress(texts, router.strong_win_rate).astype(np.float32, copy=False)
 
 
 @app.command("eval")
@@ -589,13 +790,31 @@ def eval_routers(
     ] = None,
     prices: PricesOption = None,
     data_dir: DataDirOption = None,
+    models: ModelsOption = None,
+    output_tokens: OutputTokensOption = 264.0,
 ) -> None:
     """APGR (with its 95% interval), CPT(50%/80%) and AUC of routers on the paper's
-    benchmarks or your own scores or battles, with savings at the pair's list prices."""
+    benchmarks or your own scores or battles, with savings at the pair's list prices.
+
+    With --models and --eval-file (scores): quality against cost among N models (AIQ,
+    the single models, their hull, the oracle, the best two-model router).
+    """
     from prefroute.evals.benchmarks import BENCHMARKS
     from prefroute.evals.evaluate import evaluate_artifacts
     from prefroute.evals.report import render, write_plot
     from prefroute.prices import price_table
+
+    if models is not None:
+        if eval_file is None or benchmark is not None or strong or weak:
+            raise typer.BadParameter(
+                "--models evaluates on --eval-file among its models; give no --benchmark, "
+                "--strong or --weak"
+            )
+        _eval_models(
+            artifacts, eval_file, parse_models(models), prices=prices or (),
+            output_tokens=output_tokens, json_out=json_out, plot=plot,
+        )  # fmt: skip
+        return
 
     if (strong is None) != (weak is None):
         raise typer.BadParameter("give --strong and --weak together (or neither)")
@@ -616,12 +835,48 @@ def eval_routers(
         console=console,
     )
     render(results, console)
+    _write_report(results.to_dict(), json_out, plot, lambda path: write_plot(results, path))
+
+
+def _write_report(
+    report: dict[str, Any], json_out: Path | None, plot: Path | None, draw: Any
+) -> None:
+    """``eval``'s ``--json`` (``report``) and ``--plot`` (``draw(path)``), each if asked."""
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"wrote {json_out}")
     if plot is not None:
-        console.print(f"wrote {write_plot(results, plot)}")
+        console.print(f"wrote {draw(plot)}")
+
+
+def _eval_models(
+    artifacts: Sequence[Path],
+    eval_file: Path,
+    models: list[str] | None,
+    *,
+    prices: Sequence[Path],
+    output_tokens: float,
+    json_out: Path | None,
+    plot: Path | None,
+) -> None:
+    """``eval --models``: every router's cost-quality curve among the file's models."""
+    from prefroute.evals.evaluate import load_artifacts
+    from prefroute.evals.n_models import evaluate_models, models_file
+    from prefroute.evals.report import render_models, write_models_plot
+    from prefroute.prices import price_table
+
+    routers, _ = load_artifacts(artifacts)
+    # "all": the file's models that every router learned
+    learned = set.intersection(*(set(r.candidate_index(None)[0]) for r in routers.values()))
+    with console.status(f"reading {eval_file}"):
+        eval_set = models_file(
+            eval_file, models, price_table(prices), output_tokens=output_tokens, within=learned
+        )
+    with console.status(f"scoring {len(eval_set):,} prompts x {len(eval_set.models)} models"):
+        result = evaluate_models(routers, eval_set)
+    render_models(result, console)
+    _write_report(result.to_dict(), json_out, plot, lambda path: write_models_plot([result], path))
 
 
 @app.command()

@@ -6,6 +6,8 @@
     ├── DataDirNotFoundError (FileNotFoundError)
     ├── EmbedderError (RuntimeError)    an embedder cannot be built, loaded or called
     ├── UnknownModelError (ValueError)  a model name the router has nothing learned for
+    ├── BinaryOnlyError (TypeError)     per-model quality asked of a router kind that only
+    │                                   routes between its two models
     ├── UnknownPriceError (LookupError) a model with no price in the price table
     ├── ArtifactError (ValueError)      a router artifact is missing, of another format
     │                                   version, or made with another embedder
@@ -112,6 +114,19 @@ class EmbedderError(PrefrouteError, RuntimeError):
 
 class UnknownModelError(PrefrouteError, ValueError):
     """A model name a router has no learned parameters for; the message lists close names."""
+
+
+class BinaryOnlyError(PrefrouteError, TypeError):
+    """Per-model quality (choosing among N models) asked of a kind that only scores
+    "strong beats weak" for its own pair: the classifier, the causal LLM, random."""
+
+    def __init__(self, kind: str, strong: str, weak: str) -> None:
+        super().__init__(
+            f"a {kind} router routes between two models ({strong} and {weak}): it scores "
+            "'strong beats weak', not each model's quality, so it cannot choose among N "
+            "models. Train an mf, sw_ranking or quality router for that (prefroute train "
+            "quality --scores FILE), or route this one with a threshold or @<share>%"
+        )
 
 
 class UnknownPriceError(PrefrouteError, LookupError):

@@ -7,6 +7,7 @@ matplotlib is imported only here, when a plot is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,12 +15,21 @@ from rich.text import Text
 
 from prefroute.evals.evaluate import EvalResults, SetResult
 from prefroute.evals.metrics import BOOTSTRAP_RESAMPLES, RANDOM_ROUTERS, Curve, Interval
+from prefroute.evals.n_models import ModelSet, ModelsResult, Summary
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-__all__ = ["render", "table", "write_plot"]
+__all__ = [
+    "models_table",
+    "render",
+    "render_models",
+    "singles_table",
+    "table",
+    "write_models_plot",
+    "write_plot",
+]
 
 HEADERS = ("router", "APGR", "95% CI", "CPT(50%)", "CPT(80%)", "AUC", "saving")
 
@@ -146,6 +156,120 @@ def write_plot(results: EvalResults, path: str | Path) -> Path:
         ax.set_xlim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(title="router (APGR)", fontsize=8, title_fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+# ------------------------------------------------------------ among N models
+
+
+def _dollars(per_call: float | None) -> str:
+    """$ per call as $ per 1,000 requests, the unit every N-model table uses."""
+    return "never" if per_call is None else f"${1000 * per_call:.4g}"
+
+
+def _summary_cells(summary: Summary | None, s: ModelSet) -> list[str]:
+    if summary is None:
+        return ["-", "-", "-"]
+    match = summary.cost_to_match_best
+    best_cost = float(s.mean_cost[s.best])
+    at = "never" if match is None else f"{_dollars(match)} ({match / best_cost:.0%})"
+    return [f"{summary.aiq:.4f}", f"{summary.quality_at_best_cost:.4f}", at]
+
+
+def models_table(result: ModelsResult) -> Table:
+    """One N-model set's table: each router's N-model and two-model numbers, then the
+    oracle and the singles hull (what mixing single models at random buys)."""
+    from rich.table import Table
+
+    s = result.eval_set
+    out = Table(title=f"{s.name}: {len(s):,} prompts, {len(s.models)} models", title_justify="left")
+    headers = (
+        "router", "AIQ", "quality at best's $", "$ to match best",
+        "2-model AIQ", "2-model quality at best's $", "2-model $ to match best",
+    )  # fmt: skip
+    for header in headers:
+        out.add_column(header, justify="left" if header == "router" else "right")
+    for r in result.routers:
+        out.add_row(r.label, *_summary_cells(r.summary, s), *_summary_cells(r.two_model_summary, s))
+    out.add_row("oracle", *_summary_cells(result.oracle_summary, s), "", "", "", style="dim")
+    out.add_row("singles hull", *_summary_cells(result.singles_summary, s), "", "", "", style="dim")
+    return out
+
+
+def singles_table(s: ModelSet) -> Table:
+    """Each candidate alone: mean quality and $ per 1,000 requests, dearest first."""
+    from rich.table import Table
+
+    out = Table(title=f"{s.name}: single models", title_justify="left")
+    for header in ("model", "quality", "$ per 1k requests"):
+        out.add_column(header, justify="left" if header == "model" else "right")
+    order = sorted(range(len(s.models)), key=lambda i: -s.mean_cost[i])
+    for i in order:
+        tags = [t for t, j in (("best", s.best), ("cheapest", s.cheapest)) if j == i]
+        label = s.models[i] + (f" ({', '.join(tags)})" if tags else "")
+        out.add_row(label, f"{s.mean_quality[i]:.4f}", _dollars(float(s.mean_cost[i])))
+    return out
+
+
+def render_models(result: ModelsResult, console: Console) -> None:
+    """Print the single models, the routers' table, and what the numbers mean."""
+    s = result.eval_set
+    console.print(singles_table(s))
+    console.print(models_table(result))
+    low, high = s.cost_range
+    dropped = ", ".join(f"{n:,} {why}" for why, n in s.dropped.items()) or "none"
+    best = s.best
+    console.print(
+        f"  best: {s.models[best]} (quality {s.mean_quality[best]:.4f}, "
+        f"{_dollars(float(s.mean_cost[best]))} per 1k requests); $ are per 1k requests, "
+        "with their share of the best model's\n"
+        f"  AIQ: mean quality of the hull over {_dollars(low)} to {_dollars(high)} per 1k "
+        "requests (RouterBench); singles hull: what mixing single models at random buys; "
+        f"2-model: the router between {s.models[best]} and {s.models[s.cheapest]} only\n"
+        f"  costs: {s.cost_source}\n  dropped: {dropped}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def write_models_plot(results: Sequence[ModelsResult], path: str | Path) -> Path:
+    """Quality against $ per 1,000 requests (log scale), one panel per set: each router's
+    hull, the oracle's, the single models and their hull."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    n = len(results)
+    figure = Figure(figsize=(6.0 * n, 4.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, n, squeeze=False)[0]
+    for ax, result in zip(axes, results, strict=True):
+        s = result.eval_set
+        low, high = s.cost_range
+        for r in result.routers:
+            h = r.curve.hull
+            ax.plot(1000 * h.cost, h.quality, label=f"{r.label} ({r.summary.aiq:.3f})")
+        o = result.oracle.hull
+        ax.plot(1000 * o.cost, o.quality, ":", color="grey",
+                label=f"oracle ({result.oracle_summary.aiq:.3f})")  # fmt: skip
+        ax.plot(1000 * result.singles.cost, result.singles.quality, "--", color="black",
+                label=f"singles hull ({result.singles_summary.aiq:.3f})")  # fmt: skip
+        ax.scatter(1000 * s.mean_cost, s.mean_quality, color="black", s=14, zorder=3)
+        for model, c, q in zip(s.models, s.mean_cost, s.mean_quality, strict=True):
+            ax.annotate(model, (1000 * c, q), fontsize=6, xytext=(3, -8),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlim(1000 * low / 1.5, 1000 * high * 1.5)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"{s.name} (n={len(s):,}, {len(s.models)} models)", fontsize=10)
+        ax.set_xlabel("$ per 1,000 requests (log scale)")
+        ax.set_ylabel("mean quality")
+        ax.grid(alpha=0.3)
+        ax.legend(title="router (AIQ)", fontsize=7, title_fontsize=8, loc="best")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -20,9 +20,11 @@ Format versions:
   read: converted on the way in (``read_config``), never written.
 - 2: this module's dataclasses; adds ``models``, ``training_data.turns`` (the turn
   policy the training conversations were read with, which serving follows),
-  ``prompts`` and ``source_weights``; later, optional, the own-data record
-  (``training_data.user_files``, ``shipped``, ``user_weight``, ``eval_files``,
-  ``notes``, ``resolved_params``, ``validation``), absent from older files.
+  ``prompts`` and ``source_weights``. Later added, optional (an artifact without
+  them reads as before): the own-data record (``training_data.user_files``,
+  ``shipped``, ``user_weight``, ``eval_files``, ``notes``, ``resolved_params``,
+  ``validation``) and ``operating_points``, calibrated choices among N models
+  (``OperatingPoint``).
 
 Standard library only (plus safetensors for the weights), so reading a config
 costs a server or ``prefroute serve``'s settings check nothing.
@@ -225,6 +227,48 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """A calibrated choice among N models: the candidates, their prices, λ and offsets.
+
+    ``prefroute route`` and a server rebuild the policy from it
+    (``prefroute.policy.Policy.from_operating_point``) with the prices as they were
+    at calibration ($ per 1M input / output tokens, per model), so a copied
+    artifact routes as it was measured. A call has ``output_tokens`` output tokens
+    and ``input_tokens`` input tokens, or (None) as many as ``prefroute.tokens``
+    estimates from the prompt's text. ``target`` says what it was calibrated to; ``prompts`` /
+    ``n_prompts`` on what; ``cost_per_1m_tokens``, ``cost_per_1k_requests`` and
+    ``shares`` what it gave there.
+    """
+
+    name: str
+    models: tuple[str, ...]
+    lam: float
+    input_prices: tuple[float, ...]
+    output_prices: tuple[float, ...]
+    output_tokens: float
+    input_tokens: float | None = None
+    offsets: tuple[float, ...] = ()
+    target: str | None = None
+    prompts: str | None = None
+    n_prompts: int | None = None
+    cost_per_1m_tokens: float | None = None
+    cost_per_1k_requests: float | None = None
+    shares: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.models)
+        sizes = {len(self.input_prices), len(self.output_prices)} | (
+            {len(self.offsets)} if self.offsets else set()
+        )
+        if not n or sizes != {n}:
+            raise InvalidParameterError(
+                f"operating point {self.name!r}: {n} models need one input and output price "
+                f"(and offset, if any) each, got {len(self.input_prices)}, "
+                f"{len(self.output_prices)} and {len(self.offsets)}"
+            )
+
+
+@dataclass(frozen=True)
 class ArtifactConfig:
     """``router.json``: everything about an artifact except its arrays.
 
@@ -240,6 +284,7 @@ class ArtifactConfig:
     embedder: EmbedderInfo | None = None
     training_data: TrainingData | None = None
     calibration: Calibration | None = None
+    operating_points: tuple[OperatingPoint, ...] = ()
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -266,6 +311,13 @@ class ArtifactConfig:
                     "targets": {t.name: dataclasses.asdict(t) for t in c.targets},
                 }
             )
+        if self.operating_points:
+            data["operating_points"] = {
+                point.name: _without_none(
+                    {k: v for k, v in dataclasses.asdict(point).items() if k != "name"}
+                )
+                for point in self.operating_points
+            }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
@@ -519,6 +571,50 @@ def _target(targets: _Fields, name: str) -> QualityTarget:
     return target
 
 
+def _floats(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise TypeError(value)
+    return tuple(_of(float)(v) for v in value)
+
+
+def _operating_points(fields: _Fields | None) -> tuple[OperatingPoint, ...]:
+    """``{"<name>": {models, lam, prices, ...}}`` as operating points, in name order."""
+    if fields is None:
+        return ()
+    known = {f.name for f in dataclasses.fields(OperatingPoint)} - {"name"}
+    points = []
+    for name in sorted(fields.data):
+        point = fields.child(name)
+        if point is None:
+            raise fields.error(name, "an operating point object", None)
+        point.refuse_unknown(known)
+        points.append(
+            OperatingPoint(
+                name=name,
+                models=point.get("models", _strings, "a list of model names"),
+                lam=point.get("lam", _FLOAT, "a number"),
+                input_prices=point.get("input_prices", _floats, "a list of $ per 1M tokens"),
+                output_prices=point.get("output_prices", _floats, "a list of $ per 1M tokens"),
+                output_tokens=point.get("output_tokens", _FLOAT, "a number of tokens"),
+                input_tokens=point.get(
+                    "input_tokens", _optional(_FLOAT), "a number of tokens", None
+                ),
+                offsets=point.get("offsets", _floats, "a list of numbers", ()),
+                target=point.get("target", _optional(_STR), "a description", None),
+                prompts=point.get("prompts", _optional(_STR), "a description", None),
+                n_prompts=point.get("n_prompts", _optional(_INT), "an int", None),
+                cost_per_1m_tokens=point.get(
+                    "cost_per_1m_tokens", _optional(_FLOAT), "$ per 1M tokens", None
+                ),
+                cost_per_1k_requests=point.get(
+                    "cost_per_1k_requests", _optional(_FLOAT), "$ per 1k requests", None
+                ),
+                shares=point.get("shares", _mapping(_FLOAT), "model -> share", {}),
+            )
+        )
+    return tuple(points)
+
+
 def _from_format_2(fields: _Fields) -> ArtifactConfig:
     fields.refuse_unknown({f.name for f in dataclasses.fields(ArtifactConfig)})
     models = fields.child("models")
@@ -566,6 +662,7 @@ def _from_format_2(fields: _Fields) -> ArtifactConfig:
         embedder=_embedder(fields.child("embedder")),
         training_data=training_data,
         calibration=_calibration(fields.child("calibration")),
+        operating_points=_operating_points(fields.child("operating_points")),
     )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK
 from prefroute.errors import (
     ArtifactError,
+    BinaryOnlyError,
     InvalidParameterError,
     NotFittedError,
     UnknownModelError,
@@ -36,6 +37,7 @@ from prefroute.routers.artifact import (
     EmbedderInfo,
     Layout,
     Models,
+    OperatingPoint,
     TrainingData,
     package_version,
     read_arrays,
@@ -51,6 +53,10 @@ if TYPE_CHECKING:
 
 
 ParameterTable = Mapping[str, Sequence[Constraint | type | None]]
+
+_PAIR_BLOCK = 1 << 22
+"""Pairwise win chances computed at once by ``win_rate_quality`` (32 MB of float64):
+30 candidates take 4,660 prompts a block, 268 (every Arena model) 58."""
 
 
 class Router(ABC):
@@ -73,6 +79,9 @@ class Router(ABC):
     training_data_: TrainingData
     """Where the training data came from, set by ``prefroute train`` (or ``load``);
     saved with the router so a copied artifact still says what it was trained on."""
+    operating_points_: tuple[OperatingPoint, ...]
+    """Calibrated choices among N models (``prefroute.calibrate``), by name; absent until
+    calibrated. They name their candidates, so they survive ``retarget``."""
 
     def __init__(
         self,
@@ -125,7 +134,7 @@ class Router(ABC):
         """The start of every ``fit``: check the parameters, then forget the calibration
         and training-data record of an earlier fit or load, which describe other scores."""
         self._validate_params()
-        for name in ("calibration_", "training_data_"):
+        for name in ("calibration_", "training_data_", "operating_points_"):
             self.__dict__.pop(name, None)
 
     @abstractmethod
@@ -135,6 +144,57 @@ class Router(ABC):
     @abstractmethod
     def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
         """One float32 in [0, 1] per prompt: the chance the strong model's answer wins."""
+
+    per_model_quality: ClassVar[bool] = False
+    """Whether ``model_quality`` works: the kind learns something per model (``models_``)."""
+
+    def model_quality(
+        self, prompts: Sequence[str], models: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """(n_prompts, n_models) float64: each candidate model's expected quality per prompt.
+
+        One batched call; columns follow ``models`` (default: every model the
+        router learned, ``models_``). Qualities are in [0, 1], higher is better,
+        and their differences are win-rate differences: for ``models=[strong,
+        weak]``, ``strong_win_rate = 1/2 + (q_strong - q_weak) / 2`` (pairwise kinds
+        score each model by its mean chance of beating the other candidates,
+        ``win_rate_quality``; pointwise kinds predict the score itself, and two
+        independent scores make exactly that win rate, ties counted half). So a
+        policy (``prefroute.policy``) trades them against cost on one scale,
+        and two-model routing is its N = 2 case.
+
+        Kinds that route between their two models only (classifier, causal LLM,
+        random) raise ``BinaryOnlyError``.
+        """
+        raise BinaryOnlyError(self.kind, self.strong_model, self.weak_model)
+
+    def candidate_index(self, models: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+        """The candidates' names and their rows in ``models_``; refuses unknown or repeated
+        names (a name is matched as given, then by its canonical spelling)."""
+        from prefroute.data.model_names import canonical_name
+
+        if not self.per_model_quality:
+            raise BinaryOnlyError(self.kind, self.strong_model, self.weak_model)
+        self.check_is_fitted()
+        learned: list[str] = list(self.models_)  # type: ignore[attr-defined]
+        if models is None:
+            return learned, np.arange(len(learned))
+        if isinstance(models, str):
+            raise InvalidParameterError(
+                f"models must be a list of model names, got the string {models!r}"
+            )
+        index = {m: i for i, m in enumerate(learned)}
+        names = []
+        for name in models:
+            known = name if name in index else canonical_name(name)
+            if known not in index:
+                raise unknown_model(name, learned)
+            names.append(known)
+        if not names:
+            raise InvalidParameterError("no candidate models: give at least one")
+        if len(set(names)) != len(names):
+            raise InvalidParameterError(f"candidate models repeat: {names}")
+        return names, np.array([index[n] for n in names], dtype=np.int64)
 
     def route(self, prompts: Sequence[str], threshold: float) -> list[str]:
         """The model to call for each prompt: strong where the score reaches ``threshold``."""
@@ -180,6 +240,18 @@ class Router(ABC):
             )
         return calibration.threshold_for_share(share)
 
+    def operating_point(self, name: str) -> OperatingPoint:
+        """The calibrated N-model operating point called ``name`` (``prefroute calibrate
+        DIR --models ...``)."""
+        points = {p.name: p for p in getattr(self, "operating_points_", ())}
+        if name not in points:
+            known = ", ".join(sorted(points)) or "none yet"
+            raise ArtifactError(
+                f"no operating point {name!r} in this router (it has: {known}); calibrate one "
+                "with `prefroute calibrate DIR --models a,b,c --budget B --name NAME`"
+            )
+        return points[name]
+
     def check_is_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(
@@ -219,6 +291,7 @@ class Router(ABC):
             embedder=embedder,
             training_data=getattr(self, "training_data_", None),
             calibration=getattr(self, "calibration_", None),
+            operating_points=getattr(self, "operating_points_", ()),
         )
         write_config(layout.root, config)
         return layout.root
@@ -244,6 +317,8 @@ class Router(ABC):
             router.training_data_ = config.training_data
         if config.calibration is not None:
             router.calibration_ = config.calibration
+        if config.operating_points:
+            router.operating_points_ = config.operating_points
         return router
 
     @classmethod
@@ -340,17 +415,43 @@ def check_pair(strong: str, weak: str, models: Sequence[str]) -> None:
     known = set(models)
     for role, name in (("strong", strong), ("weak", weak)):
         if name not in known:
-            close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
-            hint = f"; closest: {', '.join(close)}" if close else ""
-            raise UnknownModelError(
-                f"unknown {role} model {name!r}: the router has learned {len(models)} "
-                f"models{hint}. Pick one of them (router.models_), or refit on battles "
-                f"that include {name!r}"
-            )
+            raise unknown_model(name, models, role)
     if strong == weak:
         raise InvalidParameterError(
             f"strong and weak model are both {strong!r}; pick two different models"
         )
+
+
+def win_rate_quality(strength: np.ndarray) -> np.ndarray:
+    """Each candidate's mean chance of beating each other candidate, from Bradley-Terry
+    strengths ``(n_prompts, n_models)`` (logit scale): ``mean_{k != m} σ(s_m - s_k)``.
+
+    The quality of pairwise kinds (MF, SW ranking): a comparable [0, 1] number per
+    model, and for two candidates ``1/2 + (q_s - q_w) / 2 = σ(s_s - s_w)``, exactly
+    their ``strong_win_rate``. A single candidate has nothing to beat: 1/2.
+    """
+    s = np.asarray(strength, dtype=np.float64)
+    n_models = s.shape[1]
+    if n_models == 1:
+        return np.full(s.shape, 0.5)
+    out = np.empty(s.shape)
+    step = max(1, _PAIR_BLOCK // (n_models * n_models))  # bounds the (step, N, N) block
+    for start in range(0, len(s), step):
+        block = s[start : start + step]
+        wins = 0.5 + 0.5 * np.tanh(0.5 * (block[:, :, None] - block[:, None, :]))  # σ
+        out[start : start + step] = (wins.sum(axis=2) - 0.5) / (n_models - 1)
+    return out
+
+
+def unknown_model(name: str, models: Sequence[str], role: str = "") -> UnknownModelError:
+    """The error for a model a router has learned nothing for, naming the closest it knows."""
+    close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return UnknownModelError(
+        f"unknown {role + ' ' if role else ''}model {name!r}: the router has learned "
+        f"{len(models)} models{hint}. Pick from them (router.models_), or refit on data "
+        f"that includes {name!r}"
+    )
 
 
 @cache

@@ -9,6 +9,9 @@ P(a beats b | q) = σ(δ(a, q) − δ(b, q)) to pairwise battles. Every model in
 training battles gets a vector, so the router can be re-targeted to any pair it
 has seen (``set_models``) without retraining.
 
+Among N models, δ(m, q) for every candidate is one (features x N) product, and a
+candidate's quality its mean chance of beating the others (``model_quality``).
+
 Serving collapses the pair into one vector: δ(s, q) − δ(w, q) = gᵀ v_q + c with
 g = W1 (w2 ⊙ (v_s − v_w)) and c = bᵀ (w2 ⊙ (v_s − v_w)), so a score is the
 embedding plus one dot product, in numpy; torch is imported by ``fit`` only.
@@ -30,6 +33,7 @@ from prefroute.routers.base import (
     EmbeddingRouter,
     ParameterTable,
     check_pair,
+    win_rate_quality,
 )
 from prefroute.routers.params import Interval, Options
 
@@ -87,6 +91,7 @@ class MFRouter(EmbeddingRouter):
     """
 
     kind = "mf"
+    per_model_quality = True
     added_params: ClassVar[dict[str, Any]] = {"length_features": False, "patience": 10}
     _parameter_constraints: ClassVar[ParameterTable] = {
         "dim": [Interval(int, 1, None)],
@@ -189,6 +194,7 @@ class MFRouter(EmbeddingRouter):
         self.n_prompts_ = len(data.prompts)
         self.model_vecs_ = learned["model_vecs"]
         self._pair_cache: tuple[tuple[str, str], np.ndarray, float] | None = None
+        self._candidate_cache: tuple[list[str], np.ndarray, np.ndarray] | None = None
         if self.verbose:
             ran = len(self.loss_history_)
             stop = (
@@ -215,6 +221,32 @@ class MFRouter(EmbeddingRouter):
         inputs = self._features(self.embed(prompts), prompts)
         logits = (inputs * g).sum(axis=1, dtype=np.float64) + c
         return (0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.float32)
+
+    def model_quality(
+        self, prompts: Sequence[str], models: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Each candidate's mean chance of beating the other candidates (``win_rate_quality``
+        of δ(m, q)); for ``[strong, weak]`` exactly ``strong_win_rate``'s win rate.
+
+        δ for all candidates is one embedding and one (features x N) product:
+        δ(m, q) = v_qᵀ G_m + c_m with G = W1 (w2 ⊙ V_m)ᵀ, cached per candidate list.
+        """
+        self.check_is_fitted()
+        g, c = self._candidate_projection(models)
+        inputs = self._features(self.embed(prompts), prompts).astype(np.float64)
+        return win_rate_quality(inputs @ g + c)
+
+    def _candidate_projection(self, models: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(G, c) with δ(candidates, q) = v_qᵀ G + c, cached for the last candidate list."""
+        names, rows = self.candidate_index(models)
+        cache = getattr(self, "_candidate_cache", None)
+        if cache is not None and cache[0] == names:
+            return cache[1], cache[2]
+        u = self.w2_.astype(np.float64)[None, :] * self.model_vecs_[rows].astype(np.float64)
+        g = self.w1_.astype(np.float64) @ u.T
+        c = self.b_.astype(np.float64) @ u.T
+        self._candidate_cache = (names, g, c)
+        return g, c
 
     def _features(self, vectors: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
         if not self.length_features:
@@ -267,6 +299,7 @@ class MFRouter(EmbeddingRouter):
         self.n_battles_ = int(state.get("n_battles", 0))
         self.n_prompts_ = int(state.get("n_prompts", 0))
         self._pair_cache = None
+        self._candidate_cache = None
         self.model_vecs_ = arrays["model_vecs"]
         if self.model_vecs_.shape[0] != len(self.models_):
             raise ArtifactError(

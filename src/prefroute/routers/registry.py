@@ -18,6 +18,7 @@ KINDS: dict[str, str] = {
     "random": "prefroute.routers.random:RandomRouter",
     "sw_ranking": "prefroute.routers.sw_ranking:SWRankingRouter",
     "mf": "prefroute.routers.mf:MFRouter",
+    "quality": "prefroute.routers.quality:QualityRouter",
     "classifier": "prefroute.routers.classifier:ClassifierRouter",
     "causal_llm": "prefroute.routers.causal_llm:CausalLLMRouter",
 }

@@ -30,6 +30,11 @@ Gemini and Llama-70B), and two models of the same tier still get different
 scores. A query with no training prompt above ``min_similarity`` keeps the
 correction at 0: its score is exactly the global BT probability.
 
+Among N models (``model_quality``) the same fit gives every candidate its own
+shift instead of the strong and the weak model only (``n_tiers`` + N
+parameters); a candidate's quality is its mean chance of beating the others
+under the query's ratings, and for two candidates exactly ``strong_win_rate``.
+
 Re-targeting: the statistics are per model pair, not per strong/weak label,
 so ``retarget(strong, weak)`` routes between any two models seen in training
 without refitting; the per-pair design (a few kB) is built on first use.
@@ -38,7 +43,7 @@ without refitting; the per-pair design (a few kB) is built on first use.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -53,6 +58,7 @@ from prefroute.routers.base import (
     EmbeddingRouter,
     ParameterTable,
     check_pair,
+    win_rate_quality,
 )
 from prefroute.routers.params import Interval
 
@@ -79,17 +85,21 @@ took 6.8 ms CPU for 2.9 ms wall, and 8.0 ms wall instead of 3.1 on a busy machin
 
 @dataclass(frozen=True)
 class _Design:
-    """What scoring needs for one (strong, weak) pair, built from the stored arrays.
+    """What scoring needs for one list of candidates, built from the stored arrays.
 
+    The candidates are the strong and the weak model for ``strong_win_rate``, or
+    those asked of ``model_quality``; each gets its own shift on top of its tier's.
     Only model pairs whose logit depends on a parameter are kept (``pairs``; two
-    models of one tier, neither of them strong or weak, carry no information).
+    models of one tier, neither of them a candidate, carry no information).
     ``rows`` (kept pairs x parameters) is each pair's change in logit per
     parameter, at most 4 non-zeros a row; ``outer`` (parameters**2 x kept pairs)
     holds each row's outer product, so the Hessian of a whole batch is one sparse
     product. Both are sparse: a dense product would do ~10x the work and hand
     the batch to BLAS, whose summation order depends on the batch size.
-    ``offset`` is each kept pair's global logit; ``target`` / ``target_offset``
-    the same for strong vs weak.
+    ``offset`` is each kept pair's global logit; ``effect`` (candidates x
+    parameters) how each candidate's rating moves with the parameters, and
+    ``rating`` the candidates' global ratings. ``target`` / ``target_offset``: the
+    same for the first candidate minus the second (strong vs weak).
     """
 
     pairs: np.ndarray
@@ -97,8 +107,16 @@ class _Design:
     rows_t: Any  # its transpose, CSR
     outer: Any  # scipy.sparse.csr_matrix, (n_params**2, n_kept_pairs)
     offset: np.ndarray
-    target: np.ndarray
-    target_offset: float
+    effect: np.ndarray
+    rating: np.ndarray
+
+    @property
+    def target(self) -> np.ndarray:
+        return self.effect[0] - self.effect[1]
+
+    @property
+    def target_offset(self) -> float:
+        return float(self.rating[0] - self.rating[1])
 
 
 class SWRankingRouter(EmbeddingRouter):
@@ -121,6 +139,7 @@ class SWRankingRouter(EmbeddingRouter):
     """
 
     kind = "sw_ranking"
+    per_model_quality = True
     _parameter_constraints: ClassVar[ParameterTable] = {
         "k": [Interval(int, 1, None)],
         "gamma": [Interval(float, 1, None)],
@@ -221,22 +240,52 @@ class SWRankingRouter(EmbeddingRouter):
             shape=(n_prompts, 2 * n_pairs),
         )
         self._index = {m: i for i, m in enumerate(self.models_)}
-        self._designs: dict[tuple[str, str], _Design] = {}
+        self._designs: dict[tuple[str, ...], _Design] = {}
 
     # -------------------------------------------------------------- scoring
     def strong_win_rate(self, prompts: Sequence[str]) -> np.ndarray:
         self.check_is_fitted()
         self._validate_params()  # read when scoring, so they may have changed since fit
-        design = self._design(self.strong_model, self.weak_model)
-        scores = np.empty(len(prompts), dtype=np.float32)
+        pair = (self.strong_model, self.weak_model)
+        if pair not in self._designs:
+            check_pair(*pair, self.models_)
+        design = self._design(pair)
+        scores = self._by_block(prompts, lambda block: self._score(block, design))
+        return scores.astype(np.float32).reshape(len(prompts))
+
+    def model_quality(
+        self, prompts: Sequence[str], models: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Each candidate's mean chance of beating the other candidates under the query's
+        local Bradley-Terry fit (``win_rate_quality`` of the per-query ratings).
+
+        Every candidate gets its own local shift, as the strong and weak model do
+        in ``strong_win_rate`` (for ``[strong, weak]`` the two agree exactly), so
+        the fit has ``n_tiers`` + N parameters: pass the candidates you route
+        among rather than every model trained on.
+        """
+        self.check_is_fitted()
+        self._validate_params()
+        names, _ = self.candidate_index(models)
+        design = self._design(tuple(names))
+
+        def ratings(block: np.ndarray) -> np.ndarray:
+            return (design.rating[:, None] + design.effect @ self._local_fit(block, design)).T
+
+        found = self._by_block(prompts, ratings)
+        return win_rate_quality(found.reshape(len(prompts), len(names)))
+
+    def _by_block(
+        self, prompts: Sequence[str], score: Callable[[np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        """``score`` of the prompts' embeddings, ``_CHUNK`` queries at a time, rows stacked;
+        BLAS on one thread for small calls (``SMALL_BATCH``)."""
         if len(prompts) == 0:
-            return scores
+            return np.zeros(0)
         queries = self.embed(prompts)
         with one_blas_thread(len(prompts) < SMALL_BATCH):
-            for start in range(0, len(prompts), _CHUNK):
-                block = queries[start : start + _CHUNK]
-                scores[start : start + len(block)] = self._score(block, design)
-        return scores
+            parts = [score(queries[i : i + _CHUNK]) for i in range(0, len(prompts), _CHUNK)]
+        return np.concatenate(parts)
 
     def _neighbour_wins(self, queries: np.ndarray) -> np.ndarray:
         """Per query (rows of embeddings), the similarity-weighted wins per model pair.
@@ -265,14 +314,21 @@ class SWRankingRouter(EmbeddingRouter):
         return (neighbours @ self._stats).toarray()
 
     def _score(self, queries: np.ndarray, design: _Design) -> np.ndarray:
-        """Newton's method on the local correction, batched over queries."""
+        """P(first candidate beats the second) per query (rows of embeddings)."""
+        from scipy.special import expit
+
+        theta = self._local_fit(queries, design)
+        return expit(design.target_offset + design.target @ theta)
+
+    def _local_fit(self, queries: np.ndarray, design: _Design) -> np.ndarray:
+        """(parameters x queries): Newton's method on the local correction, batched."""
         from scipy.special import expit
 
         wins = self._neighbour_wins(queries)
         # Pair-major (kept pairs x queries), so every product below is sparse @ dense.
         wins_lo = np.ascontiguousarray(wins[:, 2 * design.pairs].T, dtype=np.float64)
         total = wins_lo + wins[:, 2 * design.pairs + 1].T
-        n_queries, n_params = len(queries), len(design.target)
+        n_queries, n_params = len(queries), design.effect.shape[1]
         prior = float(self.prior_strength)
         theta = np.zeros((n_params, n_queries))
         for _ in range(int(self.n_newton_steps)):
@@ -284,22 +340,21 @@ class SWRankingRouter(EmbeddingRouter):
             step = np.linalg.solve(hessian, gradient.T[..., None])[..., 0].T
             largest = np.abs(step).max(axis=0)
             theta += step * np.minimum(1.0, _MAX_STEP / np.maximum(largest, 1e-12))
-        return expit(design.target_offset + design.target @ theta)
+        return theta
 
     # ------------------------------------------------------------ targeting
-    def _design(self, strong: str, weak: str) -> _Design:
-        """The design for a pair (cached): parameters are ``n_tiers`` shifts, then e_s, e_w."""
+    def _design(self, candidates: tuple[str, ...]) -> _Design:
+        """The design for known, distinct candidates (cached): parameters are ``n_tiers``
+        shifts, then one shift per candidate (e_s, e_w for a pair)."""
         from scipy import sparse
 
-        key = (strong, weak)
-        if key in self._designs:
-            return self._designs[key]
-        check_pair(strong, weak, self.models_)
+        if candidates in self._designs:
+            return self._designs[candidates]
         n_models, n_tiers = len(self.models_), int(self.tier_.max()) + 1
-        effect = np.zeros((n_models, n_tiers + 2))
+        effect = np.zeros((n_models, n_tiers + len(candidates)))
         effect[np.arange(n_models), self.tier_] = 1.0
-        effect[self._index[strong], n_tiers] = 1.0
-        effect[self._index[weak], n_tiers + 1] = 1.0
+        chosen = np.array([self._index[m] for m in candidates])
+        effect[chosen, n_tiers + np.arange(len(candidates))] = 1.0
         lo, hi = self.pair_models_[:, 0], self.pair_models_[:, 1]
         rows = effect[lo] - effect[hi]
         pairs = np.flatnonzero(np.any(rows != 0, axis=1))
@@ -312,10 +367,10 @@ class SWRankingRouter(EmbeddingRouter):
             rows_t=sparse.csr_matrix(rows.T),
             outer=sparse.csr_matrix(outer.T),
             offset=rating[lo] - rating[hi],
-            target=effect[self._index[strong]] - effect[self._index[weak]],
-            target_offset=float(rating[self._index[strong]] - rating[self._index[weak]]),
+            effect=effect[chosen],
+            rating=rating[chosen],
         )
-        self._designs[key] = design
+        self._designs[candidates] = design
         return design
 
     # ---------------------------------------------------------- persistence

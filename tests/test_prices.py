@@ -55,6 +55,16 @@ def test_an_unknown_price_is_asked_for_not_invented() -> None:
         price_table().price("my-model")
 
 
+def test_every_unknown_price_is_named_in_one_error() -> None:
+    with pytest.raises(UnknownPriceError) as info:
+        price_table().prices(["gpt-4o", "my-model", "gpt-4o-mini", "other-model"])
+    assert info.value.models == ("my-model", "other-model")
+    assert "models 'my-model', 'other-model'" in str(info.value)
+    assert [p.input for p in price_table().prices(["gpt-4o", "gpt-4o-mini"])] == [
+        price_table().price(m).input for m in ("gpt-4o", "gpt-4o-mini")
+    ]
+
+
 def test_every_bad_entry_is_reported_with_its_table(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(

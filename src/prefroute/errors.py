@@ -130,14 +130,20 @@ class BinaryOnlyError(PrefrouteError, TypeError):
 
 
 class UnknownPriceError(PrefrouteError, LookupError):
-    """A model with no price: says where prices were looked for and how to add one."""
+    """Models with no price: names all of them at once (a user fixing a price file
+    one model per run would run it eleven times for eleven models), where prices
+    were looked for, and how to add one."""
 
-    def __init__(self, model: str, looked_in: Sequence[str]) -> None:
-        self.model = model
+    def __init__(self, models: str | Sequence[str], looked_in: Sequence[str]) -> None:
+        self.models = (models,) if isinstance(models, str) else tuple(models)
+        self.model = self.models[0]
+        named = ", ".join(repr(m) for m in self.models)
+        plural = "s" if len(self.models) > 1 else ""
         super().__init__(
-            f"no price for model {model!r} (looked in {', '.join(looked_in)}); give it in a "
-            f'TOML price file, ["{model}"] input = <$ per 1M input tokens> output = <$ per '
-            "1M output tokens>, passed as --prices FILE (or named by $PREFROUTE_PRICES)"
+            f"no price for model{plural} {named} (looked in {', '.join(looked_in)}); give "
+            f'each in a TOML price file, ["{self.model}"] input = <$ per 1M input tokens> '
+            "output = <$ per 1M output tokens>, passed as --prices FILE (or named by "
+            "$PREFROUTE_PRICES)"
         )
 
 

@@ -113,7 +113,7 @@ class CallCosts:
         ``mix`` fixes both token counts for every call (the paper's view: every
         call costs the blended price); without it the input is estimated per prompt.
         """
-        prices = [table.price(m) for m in models]
+        prices = table.prices(models)
         return cls(
             models=tuple(models),
             input_prices=tuple(p.input for p in prices),

@@ -118,6 +118,13 @@ class PriceTable(Mapping[str, Price]):
             raise UnknownPriceError(model, self.sources)
         return self[model]
 
+    def prices(self, models: Sequence[str]) -> list[Price]:
+        """Each model's price, in order; one ``UnknownPriceError`` names every missing one."""
+        missing = [m for m in models if m not in self]
+        if missing:
+            raise UnknownPriceError(missing, self.sources)
+        return [self[m] for m in models]
+
 
 def read_prices(path: str | Path, text: str | None = None) -> dict[str, Price]:
     """One price file as canonical model name -> ``Price``; every bad entry is reported."""

@@ -98,9 +98,9 @@ def estimate(job: Job, settings: LabelSettings) -> Estimate:
     finally:
         if store is not None:
             store.close()
-    for r in roles.values():
-        if r.calls and r.price is None:
-            raise UnknownPriceError(r.model, table.sources)
+    unpriced = [r.model for r in roles.values() if r.calls and r.price is None]
+    if unpriced:
+        raise UnknownPriceError(unpriced, table.sources)
     return Estimate(len(prompts), answers_given, tuple(roles.values()), job.answer_tokens)
 
 

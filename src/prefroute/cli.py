@@ -21,6 +21,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from prefroute.errors import PrefrouteError
+from prefroute.routers.registry import KINDS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -227,9 +228,7 @@ PromptsOption = Annotated[
 
 @app.command()
 def train(
-    kind: Annotated[
-        str, typer.Argument(help="Router kind: random, sw_ranking, mf, classifier, causal_llm.")
-    ],
+    kind: Annotated[str, typer.Argument(help=f"Router kind: {', '.join(KINDS)}.")],
     out: Annotated[
         Path, typer.Option("--out", help="Artifact directory to write.", file_okay=False)
     ],

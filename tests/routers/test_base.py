@@ -23,7 +23,7 @@ from prefroute.routers.artifact import (
     read_config,
     update_config,
 )
-from prefroute.routers.base import Router
+from prefroute.routers.base import Router, unknown_model
 from prefroute.routers.params import Interval, Options, check_params
 from prefroute.routers.random import RandomRouter
 from prefroute.routers.registry import router_class
@@ -247,3 +247,10 @@ def test_prefroute_help_imports_neither_polars_nor_numpy() -> None:
     assert out.returncode == 0, out.stderr
     assert "Learn LLM routers" in out.stdout  # the help was printed, not an error
     assert out.stdout.strip().splitlines()[-1] == "IMPORTED []"
+
+
+def test_a_dated_release_is_the_first_suggestion_for_its_undated_name() -> None:
+    learned = ["gpt-4", "gpt-4o-mini", "gpt-4-0613", "gpt-4o-2024-05-13", "gpt-4o-2024-08-06"]
+    message = str(unknown_model("gpt-4o", learned))
+    assert "closest: gpt-4o-2024-08-06, gpt-4o-2024-05-13, " in message
+    assert "closest: gpt-4o-mini" in str(unknown_model("gpt-4o-mnii", learned))

@@ -15,6 +15,7 @@ import copy
 import difflib
 import inspect
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -445,7 +446,11 @@ def win_rate_quality(strength: np.ndarray) -> np.ndarray:
 
 def unknown_model(name: str, models: Sequence[str], role: str = "") -> UnknownModelError:
     """The error for a model a router has learned nothing for, naming the closest it knows."""
-    close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
+    # Dated releases first ('gpt-4o' -> 'gpt-4o-2024-08-06'): string similarity
+    # alone ranks 'gpt-4' and 'gpt-4o-mini' above them.
+    dated = sorted((m for m in models if re.match(rf"{re.escape(name)}-\d", m)), reverse=True)
+    similar = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
+    close = list(dict.fromkeys([*dated, *similar]))[:4]
     hint = f"; closest: {', '.join(close)}" if close else ""
     return UnknownModelError(
         f"unknown {role + ' ' if role else ''}model {name!r}: the router has learned "

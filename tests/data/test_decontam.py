@@ -187,3 +187,21 @@ def test_static_embedder_finds_alpaca_eval_near_copies_of_mt_bench(
     }
     assert result.by_reason == {"exact": 2, "near": 2}
     assert len(result.kept) == 805 - 3
+
+
+def test_exact_only_sets_keep_near_copies(mt_bench: list[str], alpaca: list[str]) -> None:
+    """A user's held-out file is matched exactly only: its near copies stay in the fit."""
+    long_question = next(q for q in mt_bench if q.startswith("Evaluate the following movie"))
+    one_word_changed = long_question.replace("movie", "film", 1)
+    held_out = [long_question, alpaca[0]]
+    train = [one_word_changed, alpaca[0].upper(), *alpaca[1:50]]
+    embedder = TfidfEmbedder(mt_bench + train)
+    sets = {"mt_bench": mt_bench[:0], "eval file held.jsonl": held_out}
+    near_too = decontaminate(_scores(train, "mine"), sets, embedder=embedder)
+    assert near_too.by_reason == {"exact": 1, "near": 1}
+    exact = decontaminate(
+        _scores(train, "mine"), sets, embedder=embedder, exact_only=["eval file held.jsonl"]
+    )
+    assert exact.by_reason == {"exact": 1}
+    assert exact.matches["prompt"].to_list() == [alpaca[0].upper()]
+    assert one_word_changed in exact.kept.frame["prompt"].to_list()

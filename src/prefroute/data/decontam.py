@@ -10,7 +10,7 @@ eval set is reported, so a user sees the cost of decontamination per set.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -84,12 +84,16 @@ def decontaminate(
     embedder: Embedder | None = None,
     threshold: float | None = COSINE_THRESHOLD,
     extra_exact: Sequence[str] = (),
+    exact_only: Collection[str] = (),
 ) -> DecontamResult[Table]:
     """Remove training rows whose prompt matches an eval prompt, exactly or nearly.
 
     ``eval_prompts`` is one list, or eval-set name -> prompts so removals are
     reported per set. ``extra_exact`` adds prompts matched exactly only (e.g.
-    RouteLLM's ``contaminated_*`` train prompts). ``threshold=None`` skips the
+    RouteLLM's ``contaminated_*`` train prompts); ``exact_only`` names eval sets
+    matched exactly only (a user's own held-out file: its prompts share the
+    templates of the training prompts, which a static embedder puts at cosine
+    >= 0.95 although they are other questions). ``threshold=None`` skips the
     embedding pass; otherwise ``embedder`` (default: the cached ``get_embedder()``) embeds
     each *distinct* prompt once -- training prompts repeat (805 AlpacaEval
     instructions carry 128k rows) -- and the max cosine is taken in float32
@@ -106,7 +110,7 @@ def decontaminate(
 
     exact = _exact_matches(distinct["prompt"], eval_frame)
     near = pl.DataFrame(schema=exact.schema)
-    eval_near = eval_frame.filter(pl.col("eval_set") != EXTRA_SET)
+    eval_near = eval_frame.filter(~pl.col("eval_set").is_in([EXTRA_SET, *exact_only]))
     if threshold is not None and eval_near.height:
         rest = distinct.filter(~pl.col("prompt").is_in(exact["prompt"].implode()))["prompt"]
         if rest.len():

@@ -46,6 +46,7 @@ from pathlib import Path
 import httpx
 from embed import machine  # benchmarks/embed.py, this script's directory is on sys.path
 
+from prefroute.serve.config import RoutingSettings, UpstreamSettings
 from prefroute.testing import Fault, FaultUpstream
 
 STRONG, WEAK = "strong-llm", "weak-llm"
@@ -183,6 +184,18 @@ async def memory(url: str, pid: int, raw: bytes, clients: int) -> tuple[float, f
     return before, rss_mb(pid, "VmHWM"), rss_mb(pid, "VmRSS"), answered
 
 
+def shipped_defaults() -> str:
+    """The defaults the rows depend on, read from the settings (a copy here went stale)."""
+    up = {name: f.default for name, f in UpstreamSettings.model_fields.items()}
+    top = {name: f.default for name, f in RoutingSettings.model_fields.items()}
+    return (
+        f"first_byte_timeout {up['first_byte_timeout']:g} s, answer_timeout "
+        f"{up['answer_timeout']:g} s, chunk_timeout {up['chunk_timeout']:g} s, deadline "
+        f"{top['deadline']:g} s, retries {top['retries']}, breaker after "
+        f"{top['breaker_failures']} failures for {top['breaker_cooldown']:g} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--router", type=Path, help="MF artifact (default: train one, ~1 min)")
@@ -238,8 +251,7 @@ def main() -> None:
     print(f"Command: `{command}`  ")
     print(f"Machine: {machine()}  ")
     print(
-        "Server: `prefroute serve` with its shipped defaults (first_byte_timeout 6 s, "
-        "chunk_timeout 30 s, deadline 30 s, retries 2, breaker after 5 failures for 10 s), "
+        f"Server: `prefroute serve` with its shipped defaults ({shipped_defaults()}), "
         f"one process; real Arena prompts, seed {args.seed}; the strong model misbehaves, the "
         "weak one answers.\n"
     )

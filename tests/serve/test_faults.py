@@ -100,6 +100,19 @@ def test_a_hung_model_is_left_after_the_first_byte_timeout_not_retried(
     wait_until(lambda: faulty.abandoned == 1, "the hung call to be given up")
 
 
+def test_a_non_streaming_answer_may_take_longer_than_the_chunk_timeout(
+    serve: Callable[..., str], faulty: FaultUpstream
+) -> None:
+    """It comes with its headers, once generated: answer_timeout bounds the wait, not
+    chunk_timeout (the socket-read timeout, which also covers waiting for headers)."""
+    url = serve(breaker_failures=0, strong={"answer_timeout": 10, "chunk_timeout": 0.3})
+    faulty.faults[STRONG] = Fault("slow", delay=1.0)
+    response = ask(url)
+    assert response.status_code == 200
+    assert response.headers["x-prefroute-model"] == STRONG
+    assert faulty.calls == {STRONG: 1}
+
+
 def test_the_breaker_opens_sends_traffic_elsewhere_and_closes_after_a_probe(
     serve: Callable[..., str], faulty: FaultUpstream
 ) -> None:

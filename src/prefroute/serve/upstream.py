@@ -129,7 +129,8 @@ class Upstreams:
             for role in ROLES
         }
         self.sessions: dict[Role, aiohttp.ClientSession] = {}
-        self._targets: dict[Role, tuple[URL, dict[str, str], aiohttp.ClientTimeout]] = {}
+        self._targets: dict[Role, tuple[URL, dict[str, str]]] = {}
+        self._timeouts: dict[tuple[Role, bool], aiohttp.ClientTimeout] = {}
         for role in ROLES:
             upstream = settings.upstream(role)
             headers = {
@@ -138,10 +139,17 @@ class Upstreams:
                 **upstream.headers(),
             }
             url = URL(f"{upstream.base_url}/chat/completions").update_query(upstream.query)
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=upstream.connect_timeout, sock_read=upstream.chunk_timeout
-            )
-            self._targets[role] = (url, headers, timeout)
+            self._targets[role] = (url, headers)
+            # aiohttp's sock_read bounds the wait for the headers too: for a
+            # non-streaming answer, which comes with its headers once it is fully
+            # generated, chunk_timeout (30 s) would cut answer_timeout (60 s) short.
+            for stream in (True, False):
+                first = upstream.first_byte_timeout if stream else upstream.answer_timeout
+                self._timeouts[role, stream] = aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=upstream.connect_timeout,
+                    sock_read=max(upstream.chunk_timeout, first),
+                )
         self._seconds = {role: metrics.upstream_seconds.labels(role) for role in ROLES}
         self._in_flight = {role: metrics.upstream_in_flight.labels(role) for role in ROLES}
 
@@ -250,7 +258,8 @@ class Upstreams:
         deadline: float,
     ) -> Reply:  # fmt: skip
         """One attempt: a usable ``Reply``, or ``_Bad`` saying what was wrong."""
-        url, headers, timeout = self._targets[role]
+        url, headers = self._targets[role]
+        timeout = self._timeouts[role, stream]
         upstream = self.settings.upstream(role)
         first_byte = upstream.first_byte_timeout if stream else upstream.answer_timeout
         wait = min(first_byte, deadline - time.monotonic())

@@ -36,7 +36,7 @@ def fake() -> Iterator[FakeLabelUpstream]:
 def settings_for(fake: FakeLabelUpstream, **overrides: Any) -> LabelSettings:
     """All three roles on the fake, with quick retries."""
     base: dict[str, Any] = {
-        role: {"model": model, "base_url": fake.url, "chunk_timeout": 5.0}  # type: ignore[attr-defined]
+        role: {"model": model, "base_url": fake.url, "answer_timeout": 5.0, "chunk_timeout": 5.0}  # type: ignore[attr-defined]
         for role, model in (("strong", STRONG), ("weak", WEAK), ("judge", JUDGE))
     }
     base |= {"retries": 2, "backoff": 0.01}

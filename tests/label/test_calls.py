@@ -24,7 +24,8 @@ def complete_all(
     url: str, bodies: list[dict[str, Any]], **limits: Any
 ) -> tuple[list[Reply | BaseException], Caller]:
     async def main() -> tuple[list[Reply | BaseException], Caller]:
-        upstream = UpstreamSettings(base_url=url, chunk_timeout=limits.pop("timeout", 5.0))
+        wait = limits.pop("timeout", 5.0)
+        upstream = UpstreamSettings(base_url=url, chunk_timeout=wait, answer_timeout=wait)
         async with Caller.make_session(8) as session:
             caller = Caller({"strong": upstream}, session, **{"concurrency": 4, **limits})
             results = await asyncio.gather(

@@ -106,7 +106,7 @@ class Caller:
                 aiohttp.ClientTimeout(
                     total=None,
                     sock_connect=upstream.connect_timeout,
-                    sock_read=upstream.chunk_timeout,
+                    sock_read=upstream.read_timeout(stream=False),
                 ),
                 lane,
             )

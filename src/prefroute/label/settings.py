@@ -3,7 +3,7 @@
 The same TOML file as ``prefroute serve``, read the same way (``load_settings``:
 flags over the file, every problem reported with its source): ``[strong]``,
 ``[weak]`` and ``[judge]`` tables of ``UpstreamSettings`` (``model``,
-``base_url``, ``api_key_env``, ``chunk_timeout``, ``input_cost`` / ``output_cost``),
+``base_url``, ``api_key_env``, ``answer_timeout``, ``input_cost`` / ``output_cost``),
 ``retries`` and ``backoff`` for failed calls, ``turns`` for the routing text.
 Keys only the server uses (``routers``, ``host``, …) are accepted and ignored,
 so one file serves both commands; any other unknown key is an error.

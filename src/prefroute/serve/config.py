@@ -92,6 +92,13 @@ class UpstreamSettings(BaseModel):
     input_cost: NonNegativeFloat = 0.0
     output_cost: NonNegativeFloat = 0.0
 
+    def read_timeout(self, stream: bool) -> float:
+        """The socket-read bound of one attempt (aiohttp's ``sock_read``), which also
+        covers the wait for the headers: for a non-streaming call, which gets its
+        headers with the whole answer, chunk_timeout alone would cut answer_timeout
+        short (and a labelling run would pay again for every long answer)."""
+        return max(self.chunk_timeout, self.first_byte_timeout if stream else self.answer_timeout)
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -140,15 +140,11 @@ class Upstreams:
             }
             url = URL(f"{upstream.base_url}/chat/completions").update_query(upstream.query)
             self._targets[role] = (url, headers)
-            # aiohttp's sock_read bounds the wait for the headers too: for a
-            # non-streaming answer, which comes with its headers once it is fully
-            # generated, chunk_timeout (30 s) would cut answer_timeout (60 s) short.
             for stream in (True, False):
-                first = upstream.first_byte_timeout if stream else upstream.answer_timeout
                 self._timeouts[role, stream] = aiohttp.ClientTimeout(
                     total=None,
                     sock_connect=upstream.connect_timeout,
-                    sock_read=max(upstream.chunk_timeout, first),
+                    sock_read=upstream.read_timeout(stream),
                 )
         self._seconds = {role: metrics.upstream_seconds.labels(role) for role in ROLES}
         self._in_flight = {role: metrics.upstream_in_flight.labels(role) for role in ROLES}

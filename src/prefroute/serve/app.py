@@ -1,10 +1,11 @@
 """The OpenAI-compatible routing server: score the prompt, call the chosen upstream.
 
 ``POST /v1/chat/completions`` takes any OpenAI chat request whose ``model``
-names a router (``router-mf@30%``, ``router-mf-0.1159``), routes on the user
-text and forwards the body (only ``model`` replaced) to the strong or weak
-upstream; the answer comes back as the upstream sent it, so its ``model``
-field is the model that answered. ``x-prefroute-*`` headers say what was
+names a router (``router-mf@30%``, ``router-mf-0.1159``, or among N upstreams
+``router-quality@budget=0.5``, ``router-quality:cheap``), routes on the user
+text and forwards the body (only ``model`` replaced) to the chosen upstream;
+the answer comes back as the upstream sent it, so its ``model`` field is the
+model that answered. ``x-prefroute-*`` headers say what was
 chosen and why; one log line per request says the same (no prompt text
 unless ``log_prompts``). ``GET /v1/models``, ``/health`` and ``/metrics``
 (Prometheus) complete it.
@@ -53,10 +54,10 @@ from prefroute.errors import (
     ServeError,
 )
 from prefroute.prices import price_table
-from prefroute.serve.config import SETTINGS_ENV, ServeSettings
+from prefroute.serve.config import ROLES, SETTINGS_ENV, ServeSettings
 from prefroute.serve.limits import Admission
 from prefroute.serve.metrics import Metrics, StreamUsage, error_kind
-from prefroute.serve.routing import RouterSet
+from prefroute.serve.routing import Choice, RouterSet, model_price
 from prefroute.serve.schema import openapi_body, parse_chat_request
 from prefroute.serve.stream import Lifeline, ProxyStream
 from prefroute.serve.upstream import Reply, Upstreams
@@ -95,6 +96,8 @@ class Trace:
     role: str = "-"
     score: float | None = None
     threshold: float | None = None
+    lam: float | None = None
+    runner_up: str | None = None
     model: str = "-"
     attempts: int = 0
     fell_back: bool = False
@@ -110,6 +113,7 @@ class Trace:
             f"id={self.request_id} status={self.status} outcome={self.outcome}",
             f"router={self.router} role={self.role} model={self.model}",
             f"score={_num(self.score)} threshold={_num(self.threshold)}",
+            *([] if self.lam is None else [f"lambda={_num(self.lam)} runner_up={self.runner_up}"]),
             f"stream={str(self.stream).lower()} attempts={self.attempts}",
             f"fallback={str(self.fell_back).lower()} upstream_error={self.upstream_error}",
             f"cost_usd={_num(self.cost, 8)} ms={ms:.1f}",
@@ -130,7 +134,7 @@ class Gateway:
         self.upstreams = upstreams
         self.metrics = metrics
         self.admission = Admission(
-            2 * settings.max_concurrency,  # a full set of upstream slots per model
+            len(upstreams.names) * settings.max_concurrency,  # a full set of slots per model
             settings.max_body_memory,
             settings.max_queue,
             settings.queue_timeout,
@@ -160,9 +164,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """
     if settings is None:
         settings = ServeSettings.from_env()
-    metrics = Metrics(
-        {"strong": settings.strong, "weak": settings.weak}, price_table(settings.prices)
-    )
+    prices = price_table(settings.prices)
+    metrics = Metrics(settings.upstreams(), prices)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,10 +174,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         async with Upstreams(settings, metrics, settings.max_concurrency) as upstreams:
             app.state.gateway = Gateway(settings, routers, upstreams, metrics)
             log.info(
-                "serving routers %s; strong=%s weak=%s; routing in the %s",
+                "serving routers %s; strong=%s weak=%s%s; routing in the %s",
                 ", ".join(routers.kinds),
                 settings.strong.base_url,
                 settings.weak.base_url,
+                "".join(f" {n}={m.base_url}" for n, m in settings.models.items()),
                 {"auto": "event loop (long prompts in the threadpool)", "inline": "event loop"}.get(
                     settings.routing, "threadpool"
                 ),
@@ -198,6 +202,7 @@ def _log_prices(routers: RouterSet, metrics: Metrics) -> None:
     """One line per upstream model: the price the cost metric uses, or that it has none."""
     for role, model in routers.upstream_models():
         price = metrics.price(role, model)
+        table = role if role in ROLES else f"models.{role}"
         if price is not None:
             log.info("cost metric prices %s (%s upstream)", price.line(model), role)
         else:
@@ -205,7 +210,7 @@ def _log_prices(routers: RouterSet, metrics: Metrics) -> None:
                 "no price for upstream model %s (%s): prefroute_cost_dollars leaves its calls "
                 "out; set input_cost/output_cost in the [%s] table of the config, or give a "
                 "price file (--prices FILE)",
-                model, role, role,
+                model, role, table,
             )  # fmt: skip
 
 
@@ -371,20 +376,26 @@ async def _answer(
     else:
         decision = await run_in_threadpool(selection.decide_text, text)
     gw.metrics.routing_seconds.observe(time.perf_counter() - start)
-    gw.metrics.routed.labels(decision.kind, decision.role).inc()
-    trace.router, trace.score, trace.threshold = decision.kind, decision.score, decision.threshold
+    trace.router, trace.score = decision.kind, decision.score
+    if isinstance(decision, Choice):
+        gw.metrics.chosen.labels(decision.kind, decision.chosen).inc()
+        trace.lam, trace.runner_up = decision.lam, decision.runner_up
+    else:
+        gw.metrics.routed.labels(decision.kind, decision.role).inc()
+        trace.threshold = decision.threshold
     if gw.settings.log_prompts:
         trace.prompt = text[:200]
     del text
     body = dataclasses.replace(body, data={})  # only the raw bytes travel on
 
     reply = await gw.upstreams.open(decision, body, trace.request_id, stream=trace.stream)
-    trace.role, trace.model = reply.role, reply.model
+    trace.role, trace.model = reply.upstream, reply.model
     trace.attempts, trace.fell_back = reply.attempts, reply.fell_back
     trace.status = reply.status
     if reply.failures:
         trace.upstream_error = reply.failures[-1].kind
-    headers = _headers(reply, decision.score, decision.threshold, trace.request_id)
+    gw.metrics.answered.labels(reply.upstream, reply.model).inc()
+    headers = _headers(reply, decision.headers(reply.upstream), trace.request_id)
 
     if reply.content is None:
         lifeline.armed = False  # the stream re-arms it while it relays
@@ -395,7 +406,7 @@ async def _answer(
             trace.outcome = outcome
             if outcome == "client_disconnect":
                 trace.status = 499
-            trace.cost = gw.metrics.usage(reply.role, reply.model, usage.usage)
+            trace.cost = gw.metrics.usage(reply.upstream, reply.model, usage.usage)
             gw.finish(trace)
 
         return ProxyStream(reply.response, reply.head, headers, lifeline, close)
@@ -403,7 +414,7 @@ async def _answer(
     gw.leave(size)
     if reply.ok:
         headers["content-type"] = "application/json"  # checked to be a JSON completion
-        trace.cost = gw.metrics.usage(reply.role, reply.model, reply.usage)
+        trace.cost = gw.metrics.usage(reply.upstream, reply.model, reply.usage)
     else:
         trace.outcome = "upstream_client_error"
     gw.finish(trace)
@@ -423,15 +434,14 @@ def _inline(mode: str, text: str) -> bool:
     return mode == "inline"
 
 
-def _headers(reply: Reply, score: float, threshold: float, request_id: str) -> dict[str, str]:
-    """The upstream's headers (minus hop-by-hop ones) and prefroute's own."""
+def _headers(reply: Reply, routing: dict[str, str], request_id: str) -> dict[str, str]:
+    """The upstream's headers (minus hop-by-hop ones) and prefroute's own: the model that
+    answered, why it was chosen (``routing``), whether it was a fallback."""
     headers = {k: v for k, v in reply.response.headers.items() if k.lower() not in HOP_BY_HOP}
     headers.update(
         {
             "x-prefroute-model": reply.model,
-            "x-prefroute-role": reply.role,
-            "x-prefroute-score": f"{score:.6g}",
-            "x-prefroute-threshold": f"{threshold:.6g}",
+            **routing,
             "x-prefroute-fallback": str(reply.fell_back).lower(),
             "x-request-id": request_id,
         }
@@ -593,10 +603,12 @@ def run(settings: ServeSettings) -> None:
     from uvicorn.config import LOGGING_CONFIG
     from uvicorn.supervisors import Multiprocess
 
-    for upstream in (settings.strong, settings.weak):
+    for upstream in settings.upstreams().values():
         upstream.api_key()  # a missing key is one clear line, before starting
     settings.accepted_keys()  # and so is an unreadable key file
-    price_table(settings.prices)  # and a bad price file
+    table = price_table(settings.prices)  # and a bad price file
+    for name in settings.models:
+        model_price(settings, name, table)  # and an N-model upstream without a price
     _return_large_buffers()
 
     log_config = {

@@ -19,6 +19,18 @@ A config file (every key optional except ``routers``)::
     base_url = "http://localhost:11434/v1"
     [judge]                           # read by `prefroute label` only
     model = "gpt-4o"
+
+Choosing among N models (``router-<kind>@budget=B``, ``router-<kind>:<point>``),
+one table per candidate, named as the router learned the model (quote names
+with dots), with the same fields as ``[strong]``::
+
+    [models.gpt-4o]
+    api_key_env = "OPENAI_API_KEY"
+    [models."llama-3.1-8b-instruct"]
+    model = "llama3.1:8b"             # the upstream's own id, when it differs
+    base_url = "http://localhost:11434/v1"
+    input_cost = 0.0                  # a local model: free, but say so
+    output_cost = 0.0
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ if TYPE_CHECKING:
 
 Role = Literal["strong", "weak"]
 ROLES: tuple[Role, Role] = ("strong", "weak")
+"""The two-model upstreams; an N-model upstream is named by its ``[models.<name>]`` table."""
 API_KEYS_ENV = "PREFROUTE_API_KEYS"
 """Comma-separated server API keys, used when neither ``--api-key`` nor the file sets any."""
 SETTINGS_ENV = "PREFROUTE_SETTINGS"
@@ -157,6 +170,13 @@ class RoutingSettings(BaseModel):
     ``prices`` are price files laid over the shipped table (``prefroute.prices``): the
     cost metric prices an upstream without ``input_cost``/``output_cost`` from them.
     ``judge`` is for ``prefroute label``, which reads the same file; the server never calls it.
+
+    ``models`` are the N-model candidates, one upstream each, keyed by the name
+    the routers learned the model under (``UpstreamSettings.model``, when set, is
+    the id the upstream knows it by). Budget model names calibrate λ on
+    ``calibration_prompts`` (a prompts file, as ``prefroute calibrate --prompts``
+    reads), by default on the shipped Chatbot Arena prompts, as ``prefroute
+    calibrate --models ... --budget`` does, so both give the same λ.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -166,6 +186,8 @@ class RoutingSettings(BaseModel):
     strong: UpstreamSettings = UpstreamSettings()
     weak: UpstreamSettings = UpstreamSettings()
     judge: UpstreamSettings | None = None
+    models: dict[str, UpstreamSettings] = {}
+    calibration_prompts: Path | None = None
     turns: Turns | None = None
     fallback: bool = True
     retries: NonNegativeInt = 2
@@ -194,8 +216,29 @@ class RoutingSettings(BaseModel):
             seen[kind] = path
         return paths
 
-    def upstream(self, role: Role) -> UpstreamSettings:
-        return self.strong if role == "strong" else self.weak
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, UpstreamSettings]) -> dict[str, UpstreamSettings]:
+        """Upstreams are named by role or by model, in metrics and ``/health``: keep them apart."""
+        for name in models:
+            if name in ROLES or not name.strip():
+                raise ValueError(
+                    f"{name!r} cannot name an N-model upstream: {' and '.join(ROLES)} are the "
+                    "two-model upstreams' tables; name each [models.<name>] table after the model"
+                )
+        return models
+
+    def upstreams(self) -> dict[str, UpstreamSettings]:
+        """Every upstream by name: ``strong``, ``weak``, then each of ``models``."""
+        return {"strong": self.strong, "weak": self.weak, **self.models}
+
+    def upstream(self, name: str) -> UpstreamSettings:
+        """The upstream called ``name`` (a role or a ``models`` key)."""
+        if name == "strong":
+            return self.strong
+        if name == "weak":
+            return self.weak
+        return self.models[name]
 
 
 class ServeSettings(RoutingSettings):
@@ -309,8 +352,9 @@ def load_settings(
         for key in ("routers", "prices"):
             if isinstance(data.get(key), list):
                 data[key] = [path.parent / str(r) for r in data[key]]
-        if isinstance(data.get("api_key_file"), str):
-            data["api_key_file"] = path.parent / data["api_key_file"]
+        for key in ("api_key_file", "calibration_prompts"):
+            if isinstance(data.get(key), str):
+                data[key] = path.parent / data[key]
     overrides = overrides or {}
     merged = _merge(data, overrides)
     try:
@@ -328,11 +372,11 @@ def load_settings(
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``, one level of tables deep ([strong], [weak])."""
+    """``top`` over ``base``, table by table ([strong], [models.<name>]), key by key."""
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
+            out[key] = _merge(out[key], value)
         else:
             out[key] = value
     return out

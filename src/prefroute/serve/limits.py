@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterable
 
 from prefroute.errors import OverloadedError
-from prefroute.serve.config import ROLES, Role
 
 
 class Admission:
@@ -95,17 +95,18 @@ class Admission:
 
 
 class UpstreamSlots:
-    """At most ``per_upstream`` calls in flight to each model; taking a slot never waits."""
+    """At most ``per_upstream`` calls in flight to each named upstream; taking a slot never
+    waits."""
 
-    def __init__(self, per_upstream: int) -> None:
+    def __init__(self, per_upstream: int, names: Iterable[str] = ("strong", "weak")) -> None:
         self.per_upstream = per_upstream
-        self.in_use: dict[Role, int] = dict.fromkeys(ROLES, 0)
+        self.in_use: dict[str, int] = dict.fromkeys(names, 0)
 
-    def take(self, role: Role) -> bool:
+    def take(self, role: str) -> bool:
         if self.in_use[role] >= self.per_upstream:
             return False
         self.in_use[role] += 1
         return True
 
-    def give(self, role: Role) -> None:
+    def give(self, role: str) -> None:
         self.in_use[role] -= 1

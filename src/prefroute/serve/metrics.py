@@ -8,6 +8,10 @@ the $ per 1M tokens of the model that answered: the upstream's
 ``input_cost``/``output_cost`` when its config sets them, else the price
 table's entry for the model (``prefroute.prices``, plus ``prices`` files). A
 model with neither has its tokens counted and no cost: never a made-up $0.
+
+Upstreams are labelled by name: ``strong`` / ``weak``, or an N-model upstream's
+``[models.<name>]`` name (the ``role`` label holds it, so two-model dashboards
+keep working).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from prefroute.prices import Price, PriceTable, price_table
 from prefroute.serve.breaker import STATES, State
-from prefroute.serve.config import ROLES, Role, UpstreamSettings
+from prefroute.serve.config import ROLES, UpstreamSettings
 
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 """Routing takes well under a millisecond for mf; the default buckets start at 5 ms."""
@@ -33,11 +37,11 @@ class Metrics:
     """The server's counters: requests, routing, upstream latency, errors, tokens, cost."""
 
     def __init__(
-        self, upstreams: Mapping[Role, UpstreamSettings], prices: PriceTable | None = None
+        self, upstreams: Mapping[str, UpstreamSettings], prices: PriceTable | None = None
     ) -> None:
         self.upstreams = upstreams
         self.prices = prices if prices is not None else price_table()
-        self._price: dict[tuple[Role, str], Price | None] = {}
+        self._price: dict[tuple[str, str], Price | None] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -47,6 +51,20 @@ class Metrics:
             "prefroute_routed",
             "Requests routed, by router kind and role.",
             ["router", "role"],
+            registry=r,
+        )
+        self.chosen = Counter(
+            "prefroute_chosen",
+            "Requests an N-model policy chose each model for (before any fallback), by "
+            "router kind and upstream name.",
+            ["router", "model"],
+            registry=r,
+        )
+        self.answered = Counter(
+            "prefroute_answered",
+            "Answers relayed, by the upstream that answered (role or [models] name) and "
+            "the model id it was called with.",
+            ["upstream", "model"],
             registry=r,
         )
         self.routing_seconds = Histogram(
@@ -94,25 +112,31 @@ class Metrics:
             ["role", "state"],
             registry=r,
         )
-        for role in ROLES:
-            self.circuit_state(role, "closed")
-            self.upstream_in_flight.labels(role)
+        for name in upstreams:
+            self.circuit_state(name, "closed")
+            self.upstream_in_flight.labels(name)
 
-    def circuit_state(self, role: Role, state: State) -> None:
+    def circuit_state(self, role: str, state: State) -> None:
         for each in STATES:
             self.circuit.labels(role, each).set(1.0 if each == state else 0.0)
 
     def error(self, kind: str) -> None:
         self.errors.labels(kind).inc()
 
-    def price(self, role: Role, model: str) -> Price | None:
-        """What a call of ``model`` through the ``role`` upstream costs; None: unknown."""
+    def price(self, role: str, model: str) -> Price | None:
+        """What a call of ``model`` through the ``role`` upstream costs; None: unknown.
+
+        An N-model upstream is priced by its name (what its price check at start-up
+        found) before the id it is called with."""
         key = (role, model)
         if key not in self._price:
-            self._price[key] = self.upstreams[role].price(model, self.prices)
+            upstream = self.upstreams[role]
+            names = (model,) if role in ROLES else (role, model)
+            found = (upstream.price(n, self.prices) for n in names)
+            self._price[key] = next((p for p in found if p is not None), None)
         return self._price[key]
 
-    def usage(self, role: Role, model: str, usage: Mapping[str, Any] | None) -> float | None:
+    def usage(self, role: str, model: str, usage: Mapping[str, Any] | None) -> float | None:
         """Count an answer's tokens; returns its cost in $, or None without usage or price."""
         if not usage:
             return None

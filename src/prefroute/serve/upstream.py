@@ -6,8 +6,9 @@ that; every attempt of one request fits in ``deadline``. A connect error, a
 5xx or an answer that breaks off is worth another try after a short backoff;
 a timeout, a 429 or a 401/403 (the *server's* upstream key refused) is not,
 on the same model. When the chosen model fails, is out of slots, or its
-circuit is open (``breaker``), the other model gets the request
-(``fallback``, on by default): a cheaper or dearer answer beats none. Other
+circuit is open (``breaker``), the next model of the decision's plan gets the
+request (``fallback``, on by default): for two models the other one, among N
+the policy's next choice; a cheaper or dearer answer beats none. Other
 4xx are the client's problem and go back to it as the upstream said them.
 
 A 200 counts only if it is what was asked for: a JSON chat completion, or an
@@ -42,10 +43,10 @@ from prefroute.errors import (
     UpstreamTimeoutError,
 )
 from prefroute.serve.breaker import Breaker
-from prefroute.serve.config import ROLES, Role, RoutingSettings
+from prefroute.serve.config import ROLES, RoutingSettings
 from prefroute.serve.limits import UpstreamSlots
 from prefroute.serve.metrics import Metrics
-from prefroute.serve.routing import Decision
+from prefroute.serve.routing import Choice, Decision
 from prefroute.serve.schema import ChatBody
 
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
@@ -61,14 +62,15 @@ NOT_RETRIED = frozenset({"timeout", "deadline", "rate_limited", "auth"})
 class Failure:
     """One failed or skipped attempt, described for the client without internal details."""
 
-    role: Role
+    upstream: str
     model: str
     kind: str
     detail: str
     retry_after: float | None = None
 
     def __str__(self) -> str:
-        return f"{self.role} model {self.model}: {self.detail}"
+        role = f"{self.upstream} " if self.upstream in ROLES else ""
+        return f"{role}model {self.model}: {self.detail}"
 
 
 @dataclass
@@ -79,7 +81,7 @@ class Reply:
     """
 
     response: aiohttp.ClientResponse
-    role: Role
+    upstream: str
     model: str
     attempts: int
     fell_back: bool
@@ -107,7 +109,8 @@ class _Bad(Exception):
 
 
 class Upstreams:
-    """The strong and weak upstreams, each behind its own pooled ``aiohttp.ClientSession``.
+    """Every upstream (strong, weak, each of ``[models]``), behind its own pooled
+    ``aiohttp.ClientSession``.
 
     Its own session each, so a hung model's open connections never hold up the
     other's. aiohttp rather than httpx: on the load benchmark's calls it spends
@@ -119,40 +122,40 @@ class Upstreams:
     def __init__(self, settings: RoutingSettings, metrics: Metrics, per_upstream: int) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.slots = UpstreamSlots(per_upstream)
+        self.names = list(settings.upstreams())
+        self.slots = UpstreamSlots(per_upstream, self.names)
         self.breakers = {
-            role: Breaker(
+            name: Breaker(
                 failures=settings.breaker_failures,
                 cooldown=settings.breaker_cooldown,
-                on_change=functools.partial(metrics.circuit_state, role),
+                on_change=functools.partial(metrics.circuit_state, name),
             )
-            for role in ROLES
+            for name in self.names
         }
-        self.sessions: dict[Role, aiohttp.ClientSession] = {}
-        self._targets: dict[Role, tuple[URL, dict[str, str]]] = {}
-        self._timeouts: dict[tuple[Role, bool], aiohttp.ClientTimeout] = {}
-        for role in ROLES:
-            upstream = settings.upstream(role)
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self._targets: dict[str, tuple[URL, dict[str, str]]] = {}
+        self._timeouts: dict[tuple[str, bool], aiohttp.ClientTimeout] = {}
+        for name, upstream in settings.upstreams().items():
             headers = {
                 "content-type": "application/json",
                 "accept-encoding": "identity",  # chunks pass on as sent, nothing to decompress
                 **upstream.headers(),
             }
             url = URL(f"{upstream.base_url}/chat/completions").update_query(upstream.query)
-            self._targets[role] = (url, headers)
+            self._targets[name] = (url, headers)
             for stream in (True, False):
-                self._timeouts[role, stream] = aiohttp.ClientTimeout(
+                self._timeouts[name, stream] = aiohttp.ClientTimeout(
                     total=None,
                     sock_connect=upstream.connect_timeout,
                     sock_read=upstream.read_timeout(stream),
                 )
-        self._seconds = {role: metrics.upstream_seconds.labels(role) for role in ROLES}
-        self._in_flight = {role: metrics.upstream_in_flight.labels(role) for role in ROLES}
+        self._seconds = {n: metrics.upstream_seconds.labels(n) for n in self.names}
+        self._in_flight = {n: metrics.upstream_in_flight.labels(n) for n in self.names}
 
     async def __aenter__(self) -> Upstreams:
-        for role in ROLES:
+        for name in self.names:
             # No cookie jar: one upstream's cookies must never reach another user's request.
-            self.sessions[role] = aiohttp.ClientSession(
+            self.sessions[name] = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.slots.per_upstream),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("user-agent",),
@@ -168,18 +171,18 @@ class Upstreams:
     def health(self) -> dict[str, Any]:
         """Per upstream: calls in flight, circuit state, seconds until it may be tried."""
         return {
-            role: {
-                "in_flight": self.slots.in_use[role],
-                "circuit": self.breakers[role].state,
-                "retry_in": round(self.breakers[role].retry_in(), 3) or None,
+            name: {
+                "in_flight": self.slots.in_use[name],
+                "circuit": self.breakers[name].state,
+                "retry_in": round(self.breakers[name].retry_in(), 3) or None,
             }
-            for role in ROLES
+            for name in self.names
         }
 
     async def open(
-        self, decision: Decision, body: ChatBody, request_id: str, *, stream: bool
+        self, decision: Decision | Choice, body: ChatBody, request_id: str, *, stream: bool
     ) -> Reply:
-        """Send ``body`` to the decided model (then, failing that, the other one).
+        """Send ``body`` to the decided model, then, failing that, along the decision's plan.
 
         Unless the answer is a stream to relay, it is read here in full, so an
         upstream that breaks off mid-answer is retried like one that never
@@ -189,13 +192,10 @@ class Upstreams:
         busy, ``UpstreamError`` (502) otherwise, listing each failure.
         """
         deadline = time.monotonic() + self.settings.deadline
-        roles: list[Role] = [decision.role]
-        if self.settings.fallback:
-            roles.append(decision.other)
+        plan = decision.plan if self.settings.fallback else decision.plan[:1]
         failures: list[Failure] = []
         attempts = 0
-        for n, role in enumerate(roles):
-            model = decision.models[role]
+        for n, (role, model) in enumerate(plan):
             breaker = self.breakers[role]
             if not breaker.allow():
                 kind = "rate_limited" if breaker.held else "circuit_open"
@@ -250,7 +250,7 @@ class Upstreams:
         raise _error(failures, attempts)
 
     async def _attempt(
-        self, role: Role, model: str, payload: bytearray, request_id: str, stream: bool,
+        self, role: str, model: str, payload: bytearray, request_id: str, stream: bool,
         deadline: float,
     ) -> Reply:  # fmt: skip
         """One attempt: a usable ``Reply``, or ``_Bad`` saying what was wrong."""
@@ -305,9 +305,9 @@ class Upstreams:
 
     def _failed(self, failures: list[Failure], failure: Failure) -> None:
         failures.append(failure)
-        self.metrics.upstream_failures.labels(failure.role, failure.kind).inc()
+        self.metrics.upstream_failures.labels(failure.upstream, failure.kind).inc()
 
-    def _finisher(self, role: Role) -> Callable[[str], None]:
+    def _finisher(self, role: str) -> Callable[[str], None]:
         """What a relayed stream calls once, when it ends: free the slot, tell the breaker."""
 
         def finish(outcome: str) -> None:

@@ -970,7 +970,23 @@ def serve(
         str | None, typer.Option(help="Weak upstream base URL (default: OpenAI's).")
     ] = None,
     upstream_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable holding both upstreams' API key.")
+        str | None, typer.Option(help="Environment variable holding every upstream's API key.")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="An N-model upstream NAME=BASE_URL (repeatable; NAME as the router learned "
+            "it), for router-<kind>@budget=B and router-<kind>:<point>; more in [models.NAME].",
+        ),
+    ] = None,
+    calibration_prompts: Annotated[
+        Path | None,
+        typer.Option(
+            help="Prompts budget names calibrate λ on [the shipped Chatbot Arena prompts].",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
     api_key: Annotated[
         list[str] | None,
@@ -1001,6 +1017,8 @@ def serve(
         "routers": [str(r) for r in routers or ()],
         "strong": upstream_flags(strong_model, strong_base_url, upstream_key_env),
         "weak": upstream_flags(weak_model, weak_base_url, upstream_key_env),
+        "models": _model_flags(model or (), upstream_key_env),
+        "calibration_prompts": str(calibration_prompts) if calibration_prompts else None,
         "api_keys": api_key,
         "api_key_file": str(api_key_file) if api_key_file else None,
         "host": host,
@@ -1010,6 +1028,20 @@ def serve(
     }
     given = {k: v for k, v in flags.items() if v not in (None, [], {})}  # keeps 0: a value
     run(load_settings(config, given))
+
+
+def _model_flags(given: Sequence[str], key_env: str | None) -> dict[str, dict[str, str]]:
+    """``--model NAME=BASE_URL`` flags as ``[models.NAME]`` tables."""
+    tables = {}
+    for flag in given:
+        name, sep, base_url = flag.partition("=")
+        if not sep or not name.strip() or not base_url.strip():
+            raise typer.BadParameter(
+                f"expected NAME=BASE_URL, e.g. gpt-4o=https://api.openai.com/v1, got {flag!r}",
+                param_hint="--model",
+            )
+        tables[name.strip()] = upstream_flags(None, base_url.strip(), key_env)
+    return tables
 
 
 @app.command("label")

@@ -344,3 +344,18 @@ def _chosen(metrics: str) -> dict[str, float]:
             model = line.split('"')[1]
             out[model] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+def test_serve_flags_add_model_upstreams_and_fail_in_one_line(random_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from prefroute.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", str(random_dir), "--model", "no-such-model=http://h/v1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().endswith(
+        "[models.no-such-model] table, or give a price file (prices, --prices)"
+    )
+    result = runner.invoke(app, ["serve", str(random_dir), "--model", "gpt-4o"])
+    assert result.exit_code != 0 and "expected NAME=BASE_URL" in result.output

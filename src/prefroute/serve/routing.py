@@ -277,13 +277,14 @@ class Ladder:
             )
         allowed = budget_per_call(amount, unit, calibration.tokens)
         cheapest = float(calibration.per_call.min(axis=1).mean())
-        if allowed < cheapest:
+        if allowed < cheapest * (1 - 1e-12):  # a budget of exactly the cheapest mix fits
             per_1k = unit == "1k-requests"
             least = cheapest * (1000 if per_1k else 1e6 / float(calibration.tokens.mean()))
+            among = ", ".join(self.names) if len(self.names) <= 5 else f"{len(self.names)} models"
             raise InvalidRequestError(
                 f"model {name!r}: a budget of ${amount:g} per "
                 f"{'1k requests' if per_1k else '1M tokens'} is below the cheapest mix of "
-                f"{', '.join(self.names)} on the calibration prompts: ${least:.4g}",
+                f"{among} on the calibration prompts: ${least:.4g}",
                 param="model",
                 code="invalid_budget",
             )

@@ -213,12 +213,17 @@ def test_budgets_per_1k_requests_and_two_model_names_still_work(url) -> None:
 # ------------------------------------------------------------------ the ladder
 
 
+def tight_ranking(quality_dir: Path, prompt: str) -> list[str]:
+    """The stored point ``tight``'s ranking of the ladder for ``prompt``."""
+    router = prefroute.Router.load(quality_dir)
+    return expected(router, router.operating_point("tight"), prompt)
+
+
 def test_a_dead_top_model_falls_back_down_the_ladder_and_says_so(
-    start_server, quality_dir, fake, calibration_file, quality_router, prompts
+    start_server, quality_dir, fake, calibration_file, prompts
 ) -> None:
-    point = prefroute.Router.load(quality_dir).operating_point("tight")
     prompt = prompts[1][0]
-    ranking = expected(quality_router, point, prompt)
+    ranking = tight_ranking(quality_dir, prompt)
     dead = {ranking[0]: {"base_url": f"http://127.0.0.1:{free_port()}/v1"}}
     url = start_server([quality_dir], **n_settings(fake, calibration_file, models=dead))
     reply = chat(url, "router-quality:tight", prompt)
@@ -230,11 +235,10 @@ def test_a_dead_top_model_falls_back_down_the_ladder_and_says_so(
 
 
 def test_an_open_circuit_skips_the_model_without_calling_it(
-    start_server, quality_dir, fake, calibration_file, quality_router, prompts
+    start_server, quality_dir, fake, calibration_file, prompts
 ) -> None:
-    point = prefroute.Router.load(quality_dir).operating_point("tight")
     prompt = prompts[1][1]
-    ranking = expected(quality_router, point, prompt)
+    ranking = tight_ranking(quality_dir, prompt)
     top = LOCAL.get(ranking[0], ranking[0])
     url = start_server(
         [quality_dir],

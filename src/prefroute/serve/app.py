@@ -113,7 +113,11 @@ class Trace:
             f"id={self.request_id} status={self.status} outcome={self.outcome}",
             f"router={self.router} role={self.role} model={self.model}",
             f"score={_num(self.score)} threshold={_num(self.threshold)}",
-            *([] if self.lam is None else [f"lambda={_num(self.lam)} runner_up={self.runner_up}"]),
+            *(
+                []
+                if self.lam is None
+                else [f"lambda={_num(self.lam)} runner_up={self.runner_up or '-'}"]
+            ),
             f"stream={str(self.stream).lower()} attempts={self.attempts}",
             f"fallback={str(self.fell_back).lower()} upstream_error={self.upstream_error}",
             f"cost_usd={_num(self.cost, 8)} ms={ms:.1f}",

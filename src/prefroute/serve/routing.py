@@ -154,16 +154,18 @@ class Choice:
         return tuple((self.candidates[i], self.upstream_models[i]) for i in self.ranking)
 
     def headers(self, answered: str) -> dict[str, str]:
-        """The chosen model and its score, the runner-up and its score, λ."""
+        """The chosen model and its score, the runner-up and its score, λ (``answered``
+        is in ``x-prefroute-model`` already). Names are percent-encoded beyond ASCII, as
+        header values must be."""
         headers = {
-            "x-prefroute-chosen": self.chosen,
+            "x-prefroute-chosen": _header(self.chosen),
             "x-prefroute-score": f"{self.score:.6g}",
             "x-prefroute-lambda": f"{self.lam:.6g}",
-            "x-prefroute-policy": self.label,
+            "x-prefroute-policy": _header(self.label),
         }
         if len(self.ranking) > 1:
             second = self.ranking[1]
-            headers["x-prefroute-runner-up"] = self.candidates[second]
+            headers["x-prefroute-runner-up"] = _header(self.candidates[second])
             headers["x-prefroute-runner-up-score"] = f"{self.quality[second]:.6g}"
         return headers
 
@@ -639,6 +641,13 @@ def _calibration_prompts(settings: RoutingSettings) -> list[str] | str:
         )
         log.warning("budget names are not available: %s", message)
         return message
+
+
+def _header(text: str) -> str:
+    """``text`` as a header value: printable ASCII as it is, anything else percent-encoded."""
+    from urllib.parse import quote
+
+    return text if text.isascii() and text.isprintable() else quote(text, safe="")
 
 
 def _number(text: str) -> float:

@@ -237,7 +237,9 @@ EDGES = [
 
 def test_long_texts_are_tokenised_only_as_far_as_counts(static_embedder, long_prompts):
     """Pieces cut before spaces give the ids of the whole (cut) text, the first max_length
-    of them, while the prompts that reach max_length are tokenised only part way."""
+    of them, while the prompts that reach max_length are tokenised only part way: both
+    through ``PlainWordPiece`` (``_token_ids``) and through the library by pieces
+    (``_piece_ids``, for texts holding an added token and other tokenizers)."""
     texts = long_prompts + EDGES
     cut = [t[: static_embedder._cut] for t in texts]
     full = static_embedder._full_tokenizer().encode_batch_fast(cut, add_special_tokens=False)
@@ -255,7 +257,7 @@ def test_long_texts_are_tokenised_only_as_far_as_counts(static_embedder, long_pr
         read = []
         for text, encoding in zip(texts, full, strict=True):
             seen.clear()
-            assert static_embedder._token_ids([text]) == [encoding.ids], text[:60]
+            assert static_embedder._piece_ids([text[: static_embedder._cut]]) == [encoding.ids]
             read.append(sum(seen))
     finally:
         del static_embedder._encode

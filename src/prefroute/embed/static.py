@@ -34,6 +34,7 @@ import numpy as np
 from prefroute.embed._util import as_texts, batches, l2_normalise
 from prefroute.embed.paths import TRAIN_EXTRA_HINT, cache_root, packaged_minilm_dir, publish_dir
 from prefroute.embed.quiet import quiet_transformers
+from prefroute.embed.wordpiece import ASCII_CONTROL, PlainWordPiece
 from prefroute.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -221,6 +222,13 @@ class StaticEmbedder:
         self._added = tuple(t.content for t in tokenizer.get_added_tokens_decoder().values())
         tokenizer.normalizer = None
         self._lean = tokenizer
+        self._wordpiece = (
+            None
+            if self._lowercase_plain is None or not self._splits_at_whitespace
+            else PlainWordPiece.of(
+                tokenizer, lowercase=self._lowercase_plain, odd_ids=self._odd_word_ids
+            )
+        )
         self._full_lock = threading.Lock()
         self._full: Tokenizer | None = None
         self.tokens = _tokens_by_id(tokenizer)
@@ -363,6 +371,36 @@ class StaticEmbedder:
         """The ids model2vec's encode sums per text: those of the text cut to ``_cut``
         characters, truncated to ``max_length`` tokens.
 
+        For BERT's WordPiece (the default model) ``PlainWordPiece`` gives them, its
+        plain ASCII words in Python and the rest by the library (``_odd_word_ids``);
+        a text holding an added token ("[MASK]"), or a tokenizer of another kind,
+        goes through ``_piece_ids``.
+        """
+        if self._cut is not None:
+            texts = [t[: self._cut] for t in texts]
+        if self._wordpiece is None:
+            return self._piece_ids(texts)
+        limit = self._max_length
+        rows = [
+            None if any(a in t for a in self._added) else self._wordpiece.ids(t, limit)
+            for t in texts
+        ]
+        rest = [i for i, row in enumerate(rows) if row is None]
+        for i, row in zip(rest, self._piece_ids([texts[i] for i in rest]), strict=True):
+            rows[i] = row
+        return rows  # type: ignore[return-value]  # every None was filled
+
+    def _odd_word_ids(self, word: str) -> list[int] | None:
+        """A word that is not plain ASCII, normalised and tokenised by the library as it
+        would be in its text; None if normalising makes an added token appear."""
+        normalised = self._normalizer.normalize_str(word)
+        if any(a in normalised for a in self._added):
+            return None
+        return self._lean.encode(normalised, add_special_tokens=False).ids
+
+    def _piece_ids(self, texts: list[str]) -> list[list[int]]:
+        """The ids of texts already cut to ``_cut``, the first ``max_length`` of them.
+
         Only the first ``max_length`` tokens count, so a long text is tokenised a
         piece at a time, each piece ending before whitespace (or, for BERT's
         pre-tokenizer, before punctuation, which it splits off too), until that many
@@ -372,8 +410,6 @@ class StaticEmbedder:
         below that are one call as before. A text that spells an added token
         ("[MASK]") is never cut, so no cut can split one.
         """
-        if self._cut is not None:
-            texts = [t[: self._cut] for t in texts]
         limit = self._max_length
         if limit is None or not self._splits_at_whitespace:
             return self._encode(texts)
@@ -441,7 +477,7 @@ class StaticEmbedder:
             return text
         if self._lowercase_plain is None:
             return self._normalizer.normalize_str(text)
-        if text.isascii() and not _CONTROL.search(text):
+        if text.isascii() and not ASCII_CONTROL.search(text):
             return text.lower() if self._lowercase_plain else text
         non_ascii = len(text) - len(text.encode("ascii", "ignore"))
         if not self._splits_at_whitespace or non_ascii * _MIN_PLAIN > len(text):
@@ -493,8 +529,6 @@ class StaticEmbedder:
         return sums / np.maximum(lengths, 1)[:, None].astype(np.float32)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-"""ASCII control characters that BERT's text cleaning drops (tab and newlines it keeps)."""
 _ODD = re.compile(r"[^\t\n\r\x20-\x7e]")
 """A character plain-ASCII lowercasing does not normalise as BERT does: non-ASCII, control."""
 _WHITESPACE = " \t\n\r"

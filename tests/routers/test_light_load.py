@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
+from battle_rows import battles_from_rows
 
-from prefroute.data.schema import Battles
 from prefroute.routers.mf import MFRouter
 from prefroute.routers.sw_ranking import SWRankingRouter
 
@@ -73,15 +72,7 @@ def artifacts(prompts: list[str], tmp_path_factory: pytest.TempPathFactory) -> d
         strong_wins = 60 <= i < 120
         rows.append((prompt, STRONG, WEAK, "model_a" if strong_wins else "model_b"))
         rows.append((prompt, OTHER, WEAK, "tie"))
-    frame = pl.DataFrame(rows, schema=["prompt", "model_a", "model_b", "winner"], orient="row")
-    battles = Battles(
-        frame.with_columns(
-            prompt_id=pl.col("prompt").hash().cast(pl.String),
-            source=pl.lit("human"),
-            dataset=pl.lit("test"),
-            weight=pl.lit(1.0),
-        )
-    )
+    battles = battles_from_rows(rows, dataset="test")
     root = tmp_path_factory.mktemp("light")
     pair = {"strong_model": STRONG, "weak_model": WEAK}
     mf = MFRouter(dim=8, epochs=5, batch_size=64, verbose=False, **pair).fit(battles)

@@ -103,8 +103,8 @@ def test_startup_benchmark_prints_its_tables(tmp_path: Path, data_dir: Path) -> 
     """On a tiny MF (torch to train) and SW ranking router over real AlpacaEval prompts."""
     pytest.importorskip("torch")
     import polars as pl
+    from battle_rows import battles_from_rows
 
-    from prefroute.data.schema import Battles
     from prefroute.routers.mf import MFRouter
     from prefroute.routers.sw_ranking import SWRankingRouter
 
@@ -112,15 +112,7 @@ def test_startup_benchmark_prints_its_tables(tmp_path: Path, data_dir: Path) -> 
     rows = [
         (p, "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1", "model_a") for p in prompts[:40]
     ]
-    frame = pl.DataFrame(rows, schema=["prompt", "model_a", "model_b", "winner"], orient="row")
-    battles = Battles(
-        frame.with_columns(
-            prompt_id=pl.col("prompt").hash().cast(pl.String),
-            source=pl.lit("human"),
-            dataset=pl.lit("test"),
-            weight=pl.lit(1.0),
-        )
-    )
+    battles = battles_from_rows(rows, dataset="test")
     mf = MFRouter(dim=4, epochs=1, verbose=False).fit(battles).save(tmp_path / "mf")
     sw = SWRankingRouter(k=8).fit(battles).save(tmp_path / "sw")
     args = ["--mf", str(mf), "--sw", str(sw), "--repeats", "1", "--passes", "1", "--busy", "1"]

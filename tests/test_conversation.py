@@ -20,7 +20,8 @@ import pytest
 from serve.servers import STRONG, WEAK, serve_in_thread, settings_for
 
 from prefroute.conversation import TURN_POLICIES, Turns, conversation_text, message_text
-from prefroute.data.readers import read_battles, read_prompts
+from prefroute.data.prompts import read_prompts
+from prefroute.data.readers import read_battles
 from prefroute.data.schema import Battles
 from prefroute.errors import DataError
 from prefroute.routers.random import RandomRouter

@@ -169,7 +169,7 @@ def calibrate_artifact(
     """
     from prefroute.data import shipped
     from prefroute.data.location import data_dir as resolve_data_dir
-    from prefroute.data.readers import read_prompts
+    from prefroute.data.prompts import read_prompts
     from prefroute.evals.benchmarks import eval_file as read_eval_file
     from prefroute.routers.artifact import Calibration, QualityTarget, update_config
     from prefroute.routers.base import Router
@@ -360,7 +360,7 @@ def calibrate_models(
     """
     from prefroute.data import shipped
     from prefroute.data.location import data_dir as resolve_data_dir
-    from prefroute.data.readers import read_prompts
+    from prefroute.data.prompts import read_prompts
     from prefroute.policy import CallCosts
     from prefroute.prices import PAPER_MIX, price_table
     from prefroute.routers.artifact import update_config

@@ -592,7 +592,7 @@ def route(
     and the chosen model's estimated cost.
     """
     from prefroute.calibrate import share_for_budget
-    from prefroute.data.readers import read_prompts
+    from prefroute.data.prompts import read_prompts
     from prefroute.prices import price_table
     from prefroute.routers.base import Router
 
@@ -678,7 +678,7 @@ def _route_models(
     import numpy as np
 
     from prefroute.calibrate import operating_point
-    from prefroute.data.readers import read_prompts
+    from prefroute.data.prompts import read_prompts
     from prefroute.policy import CallCosts, Policy
     from prefroute.prices import price_table
     from prefroute.routers.base import Router

@@ -188,7 +188,7 @@ def test_light_loader_matches_model2vecs_loader_bit_for_bit(
     assert static_embedder._cut == model.max_length * model.median_token_length
     stored = static_embedder.table.stored
     assert stored.dtype == model.embedding.dtype and stored.tobytes() == model.embedding.tobytes()
-    assert static_embedder.table.vectors.dtype == np.float32  # the float16 copy is not kept
+    assert static_embedder.table.vectors.dtype == np.float32  # built for batches
     # the fingerprint the distillation recorded (model2vec-loaded), and the same vectors
     recorded = json.loads((where / MARKER).read_text())["fingerprint"]
     assert static_embedder.fingerprint == theirs.fingerprint == recorded
@@ -237,7 +237,9 @@ EDGES = [
 
 def test_long_texts_are_tokenised_only_as_far_as_counts(static_embedder, long_prompts):
     """Pieces cut before spaces give the ids of the whole (cut) text, the first max_length
-    of them, while the prompts that reach max_length are tokenised only part way."""
+    of them, while the prompts that reach max_length are tokenised only part way: both
+    through ``PlainWordPiece`` (``_token_ids``) and through the library by pieces
+    (``_piece_ids``, for texts holding an added token and other tokenizers)."""
     texts = long_prompts + EDGES
     cut = [t[: static_embedder._cut] for t in texts]
     full = static_embedder._full_tokenizer().encode_batch_fast(cut, add_special_tokens=False)
@@ -255,7 +257,7 @@ def test_long_texts_are_tokenised_only_as_far_as_counts(static_embedder, long_pr
         read = []
         for text, encoding in zip(texts, full, strict=True):
             seen.clear()
-            assert static_embedder._token_ids([text]) == [encoding.ids], text[:60]
+            assert static_embedder._piece_ids([text[: static_embedder._cut]]) == [encoding.ids]
             read.append(sum(seen))
     finally:
         del static_embedder._encode
@@ -285,3 +287,21 @@ def test_other_stored_dtypes_save_back_unchanged(static_embedder, tmp_path, dtyp
     assert load_file(str(again / "model.safetensors"))["embeddings"].tobytes() == vectors.tobytes()
     texts = ["route this prompt", "and this one"]
     np.testing.assert_allclose(loaded.encode(texts), static_embedder.encode(texts), atol=1e-6)
+
+
+def test_the_table_is_mapped_and_one_text_needs_no_float32_copy(
+    static_embedder, real_prompts, tmp_path
+):
+    """A server scores one text at a time: that reads rows of the mapped file, never the
+    whole float32 table, and gives the bits a batch (which builds that table) gives."""
+    from prefroute.embed.static import _mapping
+
+    loaded = StaticEmbedder.from_pretrained(static_embedder.save(tmp_path / "embedder"))
+    stored = loaded.table.stored
+    assert not stored.flags.writeable and _mapping(stored) is not None
+    assert loaded.fingerprint == static_embedder.fingerprint
+    texts = real_prompts[:60]
+    one_by_one = np.concatenate([loaded.encode([text]) for text in texts])
+    assert "vectors" not in vars(loaded.table)
+    np.testing.assert_array_equal(one_by_one, loaded.encode(texts))
+    assert "vectors" in vars(loaded.table)

@@ -2,7 +2,8 @@
 
 A server and ``prefroute route`` load MF and SW ranking artifacts; neither needs
 torch, polars, model2vec, transformers or scikit-learn for that, so a process
-where those cannot be imported must load and score with the same bits.
+where those cannot be imported must load and score with the same bits, and
+``prefroute route`` must read a JSONL prompt file and report a bad one there too.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
+from battle_rows import battles_from_rows
 
-from prefroute.data.schema import Battles
 from prefroute.routers.mf import MFRouter
 from prefroute.routers.sw_ranking import SWRankingRouter
 
@@ -34,6 +34,16 @@ from prefroute.routers import load
 prompts = json.loads(sys.stdin.read())
 print(json.dumps({p: load(p).strong_win_rate(prompts).tolist() for p in paths}))
 print(json.dumps(sorted(m for m in unneeded if sys.modules.get(m) is not None)))
+"""
+
+
+ROUTE = """
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None
+sys.argv = ["prefroute", *sys.argv[2:]]
+from prefroute.cli import app
+app(prog_name="prefroute")
 """
 
 
@@ -62,15 +72,7 @@ def artifacts(prompts: list[str], tmp_path_factory: pytest.TempPathFactory) -> d
         strong_wins = 60 <= i < 120
         rows.append((prompt, STRONG, WEAK, "model_a" if strong_wins else "model_b"))
         rows.append((prompt, OTHER, WEAK, "tie"))
-    frame = pl.DataFrame(rows, schema=["prompt", "model_a", "model_b", "winner"], orient="row")
-    battles = Battles(
-        frame.with_columns(
-            prompt_id=pl.col("prompt").hash().cast(pl.String),
-            source=pl.lit("human"),
-            dataset=pl.lit("test"),
-            weight=pl.lit(1.0),
-        )
-    )
+    battles = battles_from_rows(rows, dataset="test")
     root = tmp_path_factory.mktemp("light")
     pair = {"strong_model": STRONG, "weak_model": WEAK}
     mf = MFRouter(dim=8, epochs=5, batch_size=64, verbose=False, **pair).fit(battles)
@@ -109,3 +111,32 @@ def test_loading_imports_none_of_them_when_they_are_there(
     """Nothing blocked: a ``try: import x`` would pass the test above; this one sees it."""
     _, imported = _score(list(artifacts.values()), prompts[:5], ())
     assert imported == []
+
+
+def _route(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", ROUTE, ",".join(BLOCKED), "route", *args]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_route_reads_jsonl_and_scores_with_heavy_modules_unimportable(
+    artifacts: dict[str, Path], prompts: list[str], tmp_path: Path
+) -> None:
+    from prefroute.routers import load
+
+    chosen = prompts[::10]
+    records = [{"id": f"q{i}", "prompt": p} for i, p in enumerate(chosen)]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
+    done = _route(str(artifacts["mf"]), str(path), "--threshold", "0.5")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    expected = load(artifacts["mf"]).strong_win_rate(chosen)
+    assert [line["id"] for line in lines] == [r["id"] for r in records]
+    assert [line["score"] for line in lines] == [round(float(s), 6) for s in expected]
+    assert {line["model"] for line in lines} <= {STRONG, WEAK}
+
+    path.write_text(path.read_text("utf-8") + '{"id": "bad", "prompt": 7}\n', "utf-8")
+    done = _route(str(artifacts["mf"]), str(path), "--threshold", "0.5")
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"{path}:{len(records) + 1}: field 'prompt': expected a non-empty string" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from battle_rows import battles_from_rows
 
 from prefroute.data.schema import Battles
 from prefroute.data.shipped import load_judge_preferences, load_scores
@@ -64,15 +65,7 @@ def _battles(prompts: dict[str, list[str]], *, flip: float = 0.2) -> Battles:
                     won = a_wins != (rng.random() < flip)
                     rows.append((prompt, a, b, "model_a" if won else "model_b"))
                 rows.append((prompt, b, a, "tie"))
-    frame = pl.DataFrame(rows, schema=["prompt", "model_a", "model_b", "winner"], orient="row")
-    return Battles(
-        frame.with_columns(
-            prompt_id=pl.col("prompt").hash().cast(pl.String),
-            source=pl.lit("human"),
-            dataset=pl.lit("synthetic"),
-            weight=pl.lit(1.0),
-        )
-    )
+    return battles_from_rows(rows, dataset="synthetic")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from battle_rows import battles_from_rows
 from scipy.special import expit
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -71,15 +72,7 @@ def known_truth(prompts: dict[str, list[str]], seed: int = 0) -> Battles:
                 rows.append((prompt, S, W, "model_a" if s_wins else "model_b"))
             for other in (S, W):
                 rows.append((prompt, M, other, "model_a" if rng.random() < 0.5 else "model_b"))
-    frame = pl.DataFrame(
-        rows, schema=["prompt", "model_a", "model_b", "winner"], orient="row"
-    ).with_columns(
-        prompt_id=pl.col("prompt").hash().cast(pl.String),
-        source=pl.lit("human"),
-        dataset=pl.lit("test"),
-        weight=pl.lit(1.0),
-    )
-    return Battles(frame)
+    return battles_from_rows(rows, dataset="test")
 
 
 def held_out(prompts: dict[str, list[str]]) -> tuple[list[str], np.ndarray]:

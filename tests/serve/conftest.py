@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from battle_rows import battles_from_rows
 
 from prefroute.calibrate import calibration_table
 from prefroute.data.schema import Battles
@@ -54,7 +55,6 @@ def random_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small MF router (math prompts -> strong), calibrated; needs torch to train."""
     pytest.importorskip("torch")
-    import polars as pl
 
     from prefroute.routers.mf import MFRouter
 
@@ -64,15 +64,7 @@ def mf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     chat = [f"Write a short friendly note to my friend number {i}." for i in range(60)]
     rows = [(p, STRONG, WEAK, "model_a" if p in math else "model_b") for p in math + chat]
-    frame = pl.DataFrame(rows, schema=["prompt", "model_a", "model_b", "winner"], orient="row")
-    battles = Battles(
-        frame.with_columns(
-            prompt_id=pl.col("prompt").hash().cast(pl.String),
-            source=pl.lit("human"),
-            dataset=pl.lit("synthetic"),
-            weight=pl.lit(1.0),
-        )
-    )
+    battles = battles_from_rows(rows, dataset="synthetic")
     router = MFRouter(
         strong_model=STRONG, weak_model=WEAK, dim=8, epochs=20, lr=1e-2, batch_size=64,
         verbose=False,

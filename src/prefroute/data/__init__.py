@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from prefroute.data.collect import CollectedData, collect_battles
     from prefroute.data.location import data_dir
     from prefroute.data.model_names import DEFAULT_STRONG, DEFAULT_WEAK, canonical_name
-    from prefroute.data.readers import ReadReport, read_battles, read_prompts, read_scores
+    from prefroute.data.prompts import read_prompts
+    from prefroute.data.readers import ReadReport, read_battles, read_scores
     from prefroute.data.recipe import TrainingSet, training_set
     from prefroute.data.schema import SOURCES, WINNERS, Battles, Scores
     from prefroute.data.shipped import LoadReport, load_battles, load_eval_scores, load_scores
@@ -60,7 +61,7 @@ _LAZY = {
     "canonical_name": "prefroute.data.model_names",
     "ReadReport": "prefroute.data.readers",
     "read_battles": "prefroute.data.readers",
-    "read_prompts": "prefroute.data.readers",
+    "read_prompts": "prefroute.data.prompts",
     "read_scores": "prefroute.data.readers",
     "TrainingSet": "prefroute.data.recipe",
     "training_set": "prefroute.data.recipe",

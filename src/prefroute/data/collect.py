@@ -25,7 +25,8 @@ from prefroute.data.decontam import COSINE_THRESHOLD, EXTRA_SET, DecontamResult,
 from prefroute.data.files import dataset_name
 from prefroute.data.location import data_dir as resolve_data_dir
 from prefroute.data.model_names import FilterRule, ModelFilters, model_filters
-from prefroute.data.readers import ReadReport, read_battles, read_prompts, read_scores
+from prefroute.data.prompts import read_prompts
+from prefroute.data.readers import ReadReport, read_battles, read_scores
 from prefroute.data.schema import Battles, Scores
 from prefroute.embed import Embedder
 from prefroute.errors import DataDirNotFoundError, DataError, InvalidParameterError

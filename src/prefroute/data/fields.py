@@ -5,7 +5,8 @@ A problem is kept, not raised, as (record, field, expected, got) in
 them into one ``DataError`` listing ``FILE:LINE: field 'x': expected ...,
 got ...`` for every bad record, or drops and counts those records
 (``skip_bad``). ``got`` is the value as the user wrote it (``show``), so a
-message points at the file, not at us.
+message points at the file, not at us. Polars is imported by the functions
+that build columns, so reading prompt files (``data.prompts``) does without it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import polars as pl
 
 from prefroute.data.files import ABSENT, Rows
-from prefroute.data.schema import SOURCES
 from prefroute.errors import DataError, Problem
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "FieldProblems",
@@ -100,6 +102,8 @@ def _ids(values: list[Any]) -> list[str | None]:
 
 def number_values(values: list[Any], field: str, bad: FieldProblems, expected: str) -> pl.Series:
     """Numbers (or strings holding numbers, as in CSV) as Float64; null where empty."""
+    import polars as pl
+
     nums: list[float | None] = []
     texts: list[str | None] = []
     for i, v in enumerate(values):
@@ -167,6 +171,8 @@ def _clean_surrogates(text: str) -> str:
 
 def is_blank(col: str) -> pl.Expr:
     """Null, empty or whitespace only: a text field that says nothing."""
+    import polars as pl
+
     return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
@@ -203,6 +209,8 @@ def raise_or_drop(
     order: Sequence[str],
 ) -> tuple[pl.DataFrame, int, tuple[Problem, ...]]:
     """Raise with every problem, or (``skip_bad``) drop the bad records and count them."""
+    import polars as pl
+
     rank = {f: i for i, f in enumerate(order)}
     found = sorted(bad.items, key=lambda p: (p[0], rank.get(p[1], len(rank))))
     record_problems = [
@@ -254,6 +262,8 @@ def source_values(rows: Rows, default: str, bad: FieldProblems) -> list[str | No
     ours, and is ignored; one that names them sometimes is ours, and its other
     values are bad records (a typo such as 'humna' must not pass silently).
     """
+    from prefroute.data.schema import SOURCES
+
     if "source" not in rows.columns:
         return [default] * len(rows.lines)
     raw = rows.values("source")

@@ -34,6 +34,7 @@ import numpy as np
 from prefroute.embed._util import as_texts, batches, l2_normalise
 from prefroute.embed.paths import TRAIN_EXTRA_HINT, cache_root, packaged_minilm_dir, publish_dir
 from prefroute.embed.quiet import quiet_transformers
+from prefroute.embed.wordpiece import ASCII_CONTROL, PlainWordPiece
 from prefroute.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -89,21 +90,24 @@ class StaticLayout:
 class TokenTable:
     """A model2vec model as encoding needs it: a vector per token and a tokenizer.
 
-    ``vectors`` are float32, what encoding sums. The files' own dtype (float16 for
-    the default model) is ``stored_dtype``, and ``stored`` gives the vectors back in
-    it bit for bit, so only one copy stays in memory; ``lossy_original`` keeps the
-    stored array only when float32 cannot hold it exactly (float64 files).
+    ``stored`` is the vectors as the files hold them (float16 for the default
+    model), read from a model2vec directory as a read-only memory map of
+    model.safetensors: only the rows a text touches count in a process's memory
+    (a server scoring one prompt at a time touches a few MB of the 15). ``vectors``
+    is the float32 table the sparse sum of a batch needs (30 MB), made on first
+    use; one text's rows are cast on their own, to the same bits.
     ``weights`` and ``token_mapping`` are model2vec's optional per-token weights and
     token -> row map (vocabulary-quantised models); ``config`` is config.json.
+
+    NOTE: a mapped file must not be rewritten in place while it is in use (saving
+    writes a new file; replacing a directory is safe).
     """
 
-    vectors: np.ndarray
-    stored_dtype: np.dtype[Any]
+    stored: np.ndarray
     tokenizer_json: str
     config: Mapping[str, Any]
     weights: np.ndarray | None = None
     token_mapping: np.ndarray | None = None
-    lossy_original: np.ndarray | None = None
 
     @property
     def max_length(self) -> int | None:
@@ -112,18 +116,25 @@ class TokenTable:
         return None if value is None else int(value)
 
     @property
-    def stored(self) -> np.ndarray:
-        """The vectors as the files hold them (float16 -> float32 -> float16 is exact)."""
-        return np.concatenate(list(self.stored_blocks())) if len(self.vectors) else self.vectors
+    def stored_dtype(self) -> np.dtype[Any]:
+        return self.stored.dtype
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """The whole table as float32 (exact from float16; rounded from float64)."""
+        return np.asarray(self.stored, dtype=np.float32)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The float32 vectors of ``ids``: the same bits as ``vectors[ids]``."""
+        return self.stored[ids].astype(np.float32, copy=False)
 
     def stored_blocks(self, rows: int = _BLOCK_ROWS) -> Iterator[np.ndarray]:
         """``stored`` a block of rows at a time, each C-contiguous: a few MB at most in
-        memory, where the whole table in float16 would be one more 15 MB."""
-        if self.lossy_original is not None:
-            yield np.ascontiguousarray(self.lossy_original)
-            return
-        for start in range(0, len(self.vectors), rows):
-            yield np.ascontiguousarray(self.vectors[start : start + rows], self.stored_dtype)
+        memory. A memory map's pages are given back after each block (the file stays
+        in the page cache), so hashing the table does not leave it all resident."""
+        for start in range(0, len(self.stored), rows):
+            yield np.ascontiguousarray(self.stored[start : start + rows])
+            _release(self.stored)
 
     @classmethod
     def read(cls, path: Path) -> TokenTable:
@@ -147,7 +158,9 @@ class TokenTable:
             config = json.loads(layout.config.read_text("utf-8"))
             with safe_open(str(layout.weights), framework="numpy") as tensors:
                 names = set(tensors.keys())
-                vectors, stored_dtype, original = _read_as_float32(tensors.get_slice("embeddings"))
+                stored = _mapped(layout.weights, "embeddings")
+                if stored is None:
+                    stored = tensors.get_tensor("embeddings")
                 weights = tensors.get_tensor("weights") if "weights" in names else None
                 mapping = tensors.get_tensor("mapping") if "mapping" in names else None
             tokenizer_json = layout.tokenizer.read_text("utf-8")
@@ -158,36 +171,14 @@ class TokenTable:
             ) from exc
         if not isinstance(config, dict):
             raise EmbedderError(f"{layout.config}: expected a JSON object, got {config!r:.60}")
-        return cls(vectors, stored_dtype, tokenizer_json, config, weights, mapping, original)
+        return cls(stored, tokenizer_json, config, weights, mapping)
 
     @classmethod
     def from_model2vec(cls, model: StaticModel) -> TokenTable:
         """The table of a model2vec ``StaticModel`` already in memory (e.g. from the hub)."""
         config = {**model.config, "max_length": model.max_length}
-        return cls.from_arrays(
-            model.embedding, model.tokenizer.to_str(), config, model.weights, model.token_mapping
-        )
-
-    @classmethod
-    def from_arrays(
-        cls,
-        stored: np.ndarray,
-        tokenizer_json: str,
-        config: Mapping[str, Any],
-        weights: np.ndarray | None = None,
-        token_mapping: np.ndarray | None = None,
-    ) -> TokenTable:
-        """The table for arrays as stored; float32 vectors are made once, here."""
-        vectors = np.asarray(stored, dtype=np.float32)
-        exact = np.can_cast(stored.dtype, np.float32, casting="safe")
         return cls(
-            vectors=vectors,
-            stored_dtype=stored.dtype,
-            tokenizer_json=tokenizer_json,
-            config=dict(config),
-            weights=weights,
-            token_mapping=token_mapping,
-            lossy_original=None if exact else stored,
+            model.embedding, model.tokenizer.to_str(), config, model.weights, model.token_mapping
         )
 
 
@@ -202,8 +193,7 @@ class StaticEmbedder:
         self.table = table
         self.spec = spec
         self.batch_size = batch_size
-        self.dim = int(table.vectors.shape[1])
-        self._vectors = table.vectors
+        self.dim = int(table.stored.shape[1])
         self._max_length = table.max_length
         # Our own tokenizer, configured once and never changed afterwards: model2vec's
         # encode() re-sets truncation on every call, which fails ("Already borrowed")
@@ -221,12 +211,19 @@ class StaticEmbedder:
         self._added = tuple(t.content for t in tokenizer.get_added_tokens_decoder().values())
         tokenizer.normalizer = None
         self._lean = tokenizer
+        self._wordpiece = (
+            None
+            if self._lowercase_plain is None or not self._splits_at_whitespace
+            else PlainWordPiece.of(
+                tokenizer, lowercase=self._lowercase_plain, odd_ids=self._odd_word_ids
+            )
+        )
         self._full_lock = threading.Lock()
         self._full: Tokenizer | None = None
         self.tokens = _tokens_by_id(tokenizer)
-        if table.token_mapping is None and len(self.tokens) != len(self._vectors):
+        if table.token_mapping is None and len(self.tokens) != len(table.stored):
             raise EmbedderError(
-                f"{spec}: {len(self.tokens)} tokens but {len(self._vectors)} vectors; "
+                f"{spec}: {len(self.tokens)} tokens but {len(table.stored)} vectors; "
                 "the model files do not belong together"
             )
         self._unk_token_id = _unk_token_id(tokenizer)
@@ -318,7 +315,11 @@ class StaticEmbedder:
             arrays["weights"] = table.weights
         if table.token_mapping is not None:
             arrays["mapping"] = table.token_mapping
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(layout.weights))
+        # A new file put in place: a table mapped from the old one (saving over the
+        # directory it was loaded from) keeps reading the old one's bytes.
+        fresh = layout.weights.with_name(f".{layout.weights.name}.{uuid.uuid4().hex[:8]}")
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(fresh))
+        os.replace(fresh, layout.weights)
         layout.tokenizer.write_text(table.tokenizer_json, "utf-8")
         config = {**table.config, "embedding_dtype": np.dtype(table.stored_dtype).name}
         layout.config.write_text(json.dumps(config, indent=4), "utf-8")
@@ -336,7 +337,7 @@ class StaticEmbedder:
         The table is hashed a block at a time, never copied whole.
         """
         h = hashlib.sha256()
-        shape = (len(self.table.vectors), self.dim)
+        shape = (len(self.table.stored), self.dim)
         h.update(f"{np.dtype(self.table.stored_dtype)}{shape}".encode())
         for block in self.table.stored_blocks():
             h.update(block.data.cast("B"))
@@ -363,6 +364,36 @@ class StaticEmbedder:
         """The ids model2vec's encode sums per text: those of the text cut to ``_cut``
         characters, truncated to ``max_length`` tokens.
 
+        For BERT's WordPiece (the default model) ``PlainWordPiece`` gives them, its
+        plain ASCII words in Python and the rest by the library (``_odd_word_ids``);
+        a text holding an added token ("[MASK]"), or a tokenizer of another kind,
+        goes through ``_piece_ids``.
+        """
+        if self._cut is not None:
+            texts = [t[: self._cut] for t in texts]
+        if self._wordpiece is None:
+            return self._piece_ids(texts)
+        limit = self._max_length
+        rows = [
+            None if any(a in t for a in self._added) else self._wordpiece.ids(t, limit)
+            for t in texts
+        ]
+        rest = [i for i, row in enumerate(rows) if row is None]
+        for i, row in zip(rest, self._piece_ids([texts[i] for i in rest]), strict=True):
+            rows[i] = row
+        return rows  # type: ignore[return-value]  # every None was filled
+
+    def _odd_word_ids(self, word: str) -> list[int] | None:
+        """A word that is not plain ASCII, normalised and tokenised by the library as it
+        would be in its text; None if normalising makes an added token appear."""
+        normalised = self._normalizer.normalize_str(word)
+        if any(a in normalised for a in self._added):
+            return None
+        return self._lean.encode(normalised, add_special_tokens=False).ids
+
+    def _piece_ids(self, texts: list[str]) -> list[list[int]]:
+        """The ids of texts already cut to ``_cut``, the first ``max_length`` of them.
+
         Only the first ``max_length`` tokens count, so a long text is tokenised a
         piece at a time, each piece ending before whitespace (or, for BERT's
         pre-tokenizer, before punctuation, which it splits off too), until that many
@@ -372,8 +403,6 @@ class StaticEmbedder:
         below that are one call as before. A text that spells an added token
         ("[MASK]") is never cut, so no cut can split one.
         """
-        if self._cut is not None:
-            texts = [t[: self._cut] for t in texts]
         limit = self._max_length
         if limit is None or not self._splits_at_whitespace:
             return self._encode(texts)
@@ -441,7 +470,7 @@ class StaticEmbedder:
             return text
         if self._lowercase_plain is None:
             return self._normalizer.normalize_str(text)
-        if text.isascii() and not _CONTROL.search(text):
+        if text.isascii() and not ASCII_CONTROL.search(text):
             return text.lower() if self._lowercase_plain else text
         non_ascii = len(text) - len(text.encode("ascii", "ignore"))
         if not self._splits_at_whitespace or non_ascii * _MIN_PLAIN > len(text):
@@ -477,7 +506,7 @@ class StaticEmbedder:
         if n == 1 and table.weights is None:
             # One text (a server's request): the rows summed in token order, the very
             # bits the sparse product below gives, without its ~80 µs of set-up.
-            total = np.add.reduce(self._vectors[columns], axis=0, keepdims=True)
+            total = np.add.reduce(table.rows(columns), axis=0, keepdims=True)
             return total / np.float32(max(len(flat), 1))
         # Sum of token vectors as one sparse (texts x vocab) @ (vocab x dim) product:
         # ~10x faster than gathering a (tokens x dim) matrix and reducing it.
@@ -486,15 +515,11 @@ class StaticEmbedder:
         counts = np.ones(len(flat), np.float32) if table.weights is None else table.weights[flat]
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        bag = csr_matrix(
-            (counts.astype(np.float32), columns, indptr), shape=(n, len(self._vectors))
-        )
-        sums = np.asarray(bag @ self._vectors, dtype=np.float32)
+        bag = csr_matrix((counts.astype(np.float32), columns, indptr), shape=(n, len(table.stored)))
+        sums = np.asarray(bag @ table.vectors, dtype=np.float32)
         return sums / np.maximum(lengths, 1)[:, None].astype(np.float32)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-"""ASCII control characters that BERT's text cleaning drops (tab and newlines it keeps)."""
 _ODD = re.compile(r"[^\t\n\r\x20-\x7e]")
 """A character plain-ASCII lowercasing does not normalise as BERT does: non-ASCII, control."""
 _WHITESPACE = " \t\n\r"
@@ -507,21 +532,54 @@ _MIN_PLAIN = 64
 fewer, longer calls of BERT's normaliser."""
 
 
-def _read_as_float32(stored: Any) -> tuple[np.ndarray, np.dtype[Any], np.ndarray | None]:
-    """A safetensors slice as float32, read a block of rows at a time; (vectors, the stored
-    dtype, the stored array itself when float32 cannot hold it exactly)."""
-    n = stored.get_shape()[0]
-    first = stored[0 : min(n, _BLOCK_ROWS)]
-    if n <= _BLOCK_ROWS or not np.can_cast(first.dtype, np.float32, casting="safe"):
-        original = first if n <= _BLOCK_ROWS else stored[:]
-        exact = np.can_cast(original.dtype, np.float32, casting="safe")
-        return original.astype(np.float32), original.dtype, None if exact else original
-    vectors = np.empty((n, *first.shape[1:]), dtype=np.float32)
-    vectors[: len(first)] = first
-    for start in range(len(first), n, _BLOCK_ROWS):
-        end = min(start + _BLOCK_ROWS, n)
-        vectors[start:end] = stored[start:end]
-    return vectors, first.dtype, None
+_SAFETENSORS_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8"}
+
+
+def _mapped(weights: Path, name: str) -> np.ndarray | None:
+    """Tensor ``name`` of a safetensors file as a read-only memory map, or None for a
+    dtype numpy does not have (bfloat16: safetensors reads it whole then).
+
+    The format: an 8-byte little-endian header length, the JSON header (dtype,
+    shape, data offsets from the end of the header), the data.
+    """
+    import mmap
+
+    with weights.open("rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        entry = json.loads(f.read(size))[name]
+        dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            return None
+        start, end = entry["data_offsets"]
+        shape = tuple(entry["shape"])
+        if end == start:
+            return np.zeros(shape, dtype)
+        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    array = np.frombuffer(
+        mapping, dtype, count=(end - start) // np.dtype(dtype).itemsize, offset=8 + size + start
+    )
+    return array.reshape(shape)
+
+
+def _mapping(array: np.ndarray) -> Any:
+    """The ``mmap.mmap`` an array's memory belongs to, or None."""
+    import mmap
+
+    base = array.base
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):  # np.frombuffer's view of the map
+        base = base.obj
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def _release(array: np.ndarray) -> None:
+    """Give back the resident pages of a memory-mapped array (a no-op for other arrays)."""
+    import mmap
+
+    mapping = _mapping(array)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _tokenizer(tokenizer_json: str, max_length: int | None) -> Tokenizer:

@@ -26,7 +26,7 @@ import orjson
 
 from prefroute.conversation import USER_ROLES, Turns
 from prefroute.data.files import ABSENT, load_rows
-from prefroute.data.readers import PROMPT_COLUMNS, read_prompts
+from prefroute.data.prompts import PROMPT_COLUMNS, read_prompts
 from prefroute.errors import DataError, Problem
 
 _MESSAGE_KEYS = ("role", "content", "name")

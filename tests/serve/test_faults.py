@@ -116,7 +116,9 @@ def test_a_non_streaming_answer_may_take_longer_than_the_chunk_timeout(
 def test_the_breaker_opens_sends_traffic_elsewhere_and_closes_after_a_probe(
     serve: Callable[..., str], faulty: FaultUpstream
 ) -> None:
-    url = serve(breaker_failures=2, breaker_cooldown=0.5)
+    # A cooldown longer than the asks below take on a loaded machine: a probe among
+    # them would reach the failing model and count a third call.
+    url = serve(breaker_failures=2, breaker_cooldown=3.0)
     faulty.faults[STRONG] = Fault("status", status=503)
     assert ask(url).headers["x-prefroute-model"] == WEAK
     assert faulty.calls[STRONG] == 2  # a try and a retry: two failures open the circuit

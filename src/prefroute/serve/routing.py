@@ -623,7 +623,7 @@ def model_price(settings: RoutingSettings, name: str, table: PriceTable) -> Pric
 def _calibration_prompts(settings: RoutingSettings) -> list[str] | str:
     """The prompts budget names calibrate on, or why there are none (budgets then 400)."""
     from prefroute.data.location import data_dir
-    from prefroute.data.readers import read_prompts
+    from prefroute.data.prompts import read_prompts
 
     if settings.calibration_prompts is not None:
         try:

@@ -19,7 +19,7 @@ import pytest
 
 from prefroute.data import shipped
 from prefroute.data.schema import Battles
-from prefroute.errors import DataError, NotFittedError
+from prefroute.errors import DataError, InvalidParameterError, NotFittedError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 from prefroute.routers.classifier import ClassifierRouter
 
@@ -106,6 +106,33 @@ def test_fit_takes_battles_only() -> None:
 def test_unfitted_router_refuses() -> None:
     with pytest.raises(NotFittedError, match="fit"):
         ClassifierRouter().strong_win_rate(["What is 2 + 2?"])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"train_layers": 7}, r"'train_layers' must be an int in \[0, 6\] or None, got 7"),
+        ({"train_layers": -1}, r"'train_layers' must be an int in \[0, 6\] or None, got -1"),
+        ({"max_length": 0}, r"'max_length' must be an int >= 1, got 0"),
+        ({"epochs": 1.5}, r"'epochs' must be an int >= 1, got 1.5"),
+        ({"lr": 0.0}, r"'lr' must be a number > 0, got 0.0"),
+        ({"max_examples": 0}, r"'max_examples' must be an int >= 1 or None, got 0"),
+        ({"quantize": "yes"}, r"'quantize' must be a bool, got 'yes'"),
+        ({"strong_tiers": ()}, r"'strong_tiers' must be a non-empty list of ints >= 1, got \(\)"),
+        ({"weak_tiers": [3, "4"]}, r"'weak_tiers' must be a non-empty list of ints >= 1"),
+    ],
+)
+def test_bad_parameters_are_refused_before_any_model_loads(params, message, monkeypatch) -> None:
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the parameters were checked")
+
+    monkeypatch.setattr(ClassifierRouter, "_build", no_model)
+    battles = pair_battles(["What is 2 + 2?"], ["hi"])
+    with pytest.raises(InvalidParameterError, match=r"^ClassifierRouter: parameter " + message):
+        ClassifierRouter(**params).fit(battles)
+    labels = pl.DataFrame({"prompt": ["What is 2 + 2?"], "label": ["strong"]})
+    with pytest.raises(InvalidParameterError, match=message):
+        ClassifierRouter(**params).fit_labels(labels)
 
 
 # -- a tiny real fit -------------------------------------------------------------------------

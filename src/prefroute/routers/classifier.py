@@ -15,13 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prefroute.data.labels import LABELS
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, ParameterTable
 from prefroute.routers.onnx_head import Framing, LabelHeadRouter, LabelNetwork, train_only
+from prefroute.routers.params import Interval
 
 __all__ = ["ClassifierRouter"]
+
+MINILM_LAYERS = 6
+"""Encoder layers of the packaged all-MiniLM-L6-v2: the most ``train_layers`` can be."""
 
 
 class ClassifierRouter(LabelHeadRouter):
@@ -40,6 +44,9 @@ class ClassifierRouter(LabelHeadRouter):
 
     kind = "classifier"
     model_file = "classifier.onnx"
+    _parameter_constraints: ClassVar[ParameterTable] = {
+        "train_layers": [Interval(int, 0, MINILM_LAYERS), None],
+    }
 
     def __init__(
         self,

@@ -42,7 +42,8 @@ from prefroute.onnx_models import (
     quantize_int8,
     run_by_length,
 )
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, ParameterTable, Router
+from prefroute.routers.params import Interval
 
 if TYPE_CHECKING:
     import re
@@ -143,6 +144,21 @@ class LabelNetwork:
     """Facts about the network for router.json's ``training``."""
 
 
+@dataclass(frozen=True)
+class _Tiers:
+    """A parameter constraint: a non-empty list (or tuple) of tier numbers, ints >= 1."""
+
+    def accepts(self, value: Any) -> bool:
+        return (
+            isinstance(value, list | tuple)
+            and len(value) > 0
+            and all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in value)
+        )
+
+    def __str__(self) -> str:
+        return "a non-empty list of ints >= 1"
+
+
 class LabelHeadRouter(Router):
     """A router learned by fine-tuning a network to predict the battle label of a prompt.
 
@@ -159,6 +175,16 @@ class LabelHeadRouter(Router):
     """
 
     model_file: ClassVar[str]
+    _parameter_constraints: ClassVar[ParameterTable] = {
+        "max_examples": [Interval(int, 1, None), None],
+        "epochs": [Interval(int, 1, None)],
+        "max_length": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "quantize": [bool],
+        "strong_tiers": [_Tiers()],
+        "weak_tiers": [_Tiers()],
+    }
 
     def __init__(
         self,
@@ -193,6 +219,7 @@ class LabelHeadRouter(Router):
         from prefroute.data.labels import preference_labels
         from prefroute.data.schema import Battles
 
+        self._begin_fit()
         if not isinstance(battles, Battles):
             raise TypeError(
                 f"fit() takes Battles, got {type(battles).__name__}"
@@ -206,11 +233,15 @@ class LabelHeadRouter(Router):
             weak_tiers=self.weak_tiers,
             random_state=self.random_state,
         )
-        return self.fit_labels(labels)
+        return self._fit_labels(labels)
 
     def fit_labels(self, labels: pl.DataFrame) -> LabelHeadRouter:
         """Learn from a ``prompt, label[, weight]`` frame (``tier_labels``'s shape), labels
         in ``LABELS``; returns self."""
+        self._begin_fit()
+        return self._fit_labels(labels)
+
+    def _fit_labels(self, labels: pl.DataFrame) -> LabelHeadRouter:
         from prefroute.data.labels import soft_targets
 
         prompts, targets = soft_targets(labels)
@@ -221,9 +252,6 @@ class LabelHeadRouter(Router):
                 f"{tuple(self.weak_tiers)}, or that the data holds battles of "
                 f"{self.strong_model!r} vs {self.weak_model!r}"
             )
-        for name in ("epochs", "max_length", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         available = len(prompts)
         rng = np.random.default_rng(self.random_state)
         if self.max_examples is not None and available > self.max_examples:
@@ -368,11 +396,12 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
 
 
 def train_only(module: Any, layers: Sequence[Any], count: int | None, *also: Any) -> None:
-    """Freeze ``module`` except the top ``count`` of ``layers`` and ``also``; None trains all."""
+    """Freeze ``module`` except the top ``count`` of ``layers`` and ``also``; None trains all.
+
+    ``count`` is within ``0..len(layers)``: the routers' parameter tables check it
+    before the model is loaded."""
     if count is None:
         return
-    if not 0 <= count <= len(layers):
-        raise ValueError(f"train_layers must be None or 0..{len(layers)}, got {count}")
     module.requires_grad_(False)
     for part in [*list(layers)[len(layers) - count :], *also]:
         part.requires_grad_(True)

@@ -22,6 +22,7 @@ from prefroute.errors import InvalidParameterError, NotFittedError
 from prefroute.onnx_models import LLAMA_FFN_OUTPUT
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
 from prefroute.routers.causal_llm import SMOLLM2_LAYERS, CausalLLMRouter, base_model_dir
+from prefroute.routers.onnx_head import SEPARATOR
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -39,6 +40,7 @@ def fitted(prompts: dict[str, list[str]]) -> CausalLLMRouter:
         num_layers=2,
         train_layers=2,
         max_length=32,
+        tail_length=8,
         batch_size=8,
         lr=3e-4,
         quantize=False,
@@ -101,9 +103,13 @@ def test_prompt_is_framed_in_the_chat_template_and_labels_are_single_tokens(fitt
     text = tokenizer.decode([*framing.prefix_ids, *framing.suffix_ids], skip_special_tokens=False)
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
     assert list(fitted.training_["label_tokens"]) == list(LABELS)
-    long = "word " * 500
+    long = "first " + "word " * 500 + "last"
     (ids,) = framing.encode(tokenizer, [long])
-    assert len(ids) == len(framing.prefix_ids) + 32 + len(framing.suffix_ids)
+    separator = tokenizer.encode(SEPARATOR, add_special_tokens=False).ids
+    assert len(ids) == len(framing.prefix_ids) + 24 + len(separator) + 8 + len(framing.suffix_ids)
+    query = tokenizer.decode(ids[len(framing.prefix_ids) : -len(framing.suffix_ids)])
+    assert query.startswith("first word") and query.endswith("word word" + " last")
+    assert SEPARATOR.strip() in query
 
 
 def test_held_out_math_scores_above_held_out_chat(fitted, prompts) -> None:

@@ -39,7 +39,7 @@ from prefroute.errors import InvalidParameterError
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, ParameterTable
 from prefroute.routers.onnx_head import (
     TOKENIZER_FILE,
-    Framing,
+    FitLog,
     LabelHeadRouter,
     LabelNetwork,
     import_torch,
@@ -92,6 +92,7 @@ class CausalLLMRouter(LabelHeadRouter):
         max_examples: int | None = 1_000,
         epochs: int = 1,
         max_length: int = 64,
+        tail_length: int = 0,
         batch_size: int = 8,
         lr: float = 1e-4,
         quantize: bool = True,
@@ -100,11 +101,13 @@ class CausalLLMRouter(LabelHeadRouter):
         strong_model: str = DEFAULT_STRONG,
         weak_model: str = DEFAULT_WEAK,
         random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
         super().__init__(
             max_examples=max_examples,
             epochs=epochs,
             max_length=max_length,
+            tail_length=tail_length,
             batch_size=batch_size,
             lr=lr,
             quantize=quantize,
@@ -113,6 +116,7 @@ class CausalLLMRouter(LabelHeadRouter):
             strong_model=strong_model,
             weak_model=weak_model,
             random_state=random_state,
+            verbose=verbose,
         )
         self.base_model = base_model
         self.num_layers = num_layers
@@ -153,7 +157,7 @@ class CausalLLMRouter(LabelHeadRouter):
         return LabelNetwork(
             module=module,
             tokenizer=tokenizer,
-            framing=_framing(chat, tokenizer, int(self.max_length)),
+            framing=self._framing(tokenizer, *_frame_ids(chat, tokenizer)),
             name=source.name,
             keep_fp32=LLAMA_FFN_OUTPUT,
             pad_id=pad if pad is not None else 0,
@@ -197,7 +201,7 @@ def _label_token_lm(torch: Any, lm: Any, label_ids: list[int], num_layers: int |
     return LabelTokenLM()
 
 
-def _framing(chat: Any, tokenizer: Any, max_length: int) -> Framing:
+def _frame_ids(chat: Any, tokenizer: Any) -> tuple[list[int], list[int]]:
     """The chat template around a placeholder query, split into fixed prefix and suffix ids."""
     messages = [
         {"role": "system", "content": SYSTEM},
@@ -208,11 +212,9 @@ def _framing(chat: Any, tokenizer: Any, max_length: int) -> Framing:
     if not sep:
         raise ValueError(f"the chat template of {chat.name_or_path} drops the user message")
     encode = tokenizer.encode
-    return Framing(
-        prefix_ids=tuple(encode(prefix, add_special_tokens=False).ids),
-        suffix_ids=tuple(encode(suffix, add_special_tokens=False).ids),
-        max_length=max_length,
-    )
+    return encode(prefix, add_special_tokens=False).ids, encode(
+        suffix, add_special_tokens=False
+    ).ids
 
 
 def _single_token(tokenizer: Any, word: str) -> int:
@@ -279,13 +281,12 @@ def _convert_smollm2(target: Path) -> Path:
     if missing:  # transformers refuses GGUF files without both
         raise ImportError(f"reading SmolLM2's GGUF file needs {missing}: {TRAIN_EXTRA_HINT}")
     import transformers
-    from rich.console import Console
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    console = Console(stderr=True)
     try:
-        with console.status(f"dequantising {gguf.name} into {target} (once)"), quiet_transformers():
+        phase = FitLog(True).phase(f"dequantising {gguf.name} into {target} (once)")
+        with phase, quiet_transformers():
             tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = transformers.AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name

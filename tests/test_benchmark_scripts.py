@@ -142,3 +142,28 @@ def test_n_models_benchmark_prints_its_tables() -> None:
     assert [row[0] for row in rows] == ["quality", "25-NN", "singles hull", "oracle"]
     assert table_rows(out, "| set |")[0][:2] == ["llmrouter", "quality"]
     started_with_load_average(out)
+
+
+def test_label_head_framing_benchmark_prints_its_table() -> None:
+    """The proxy on 60 LLMRouter prompts, head-only against head and tail."""
+    args = ["--prompts", "60", "--seeds", "1", "--framings", "16,8+8", "--pairs", "3"]
+    out = run("label_head_framing.py", *args, timeout=300)
+    rows = table_rows(out, "| framing (head+tail tokens) |")
+    assert [row[0] for row in rows] == ["16", "8+8"]
+    assert all(re.fullmatch(r"-?\d\.\d{3} ± \d\.\d{3} \(AUC \d\.\d{3}\)", row[1]) for row in rows)
+    started_with_load_average(out)
+
+
+def test_own_data_benchmark_prints_its_table_and_plot(tmp_path: Path) -> None:
+    """--smoke: one pair, 40 of its prompts as the user's labels, random and mf, one seed."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    plot = tmp_path / "curves.png"
+    out = run("own_data.py", "--smoke", "--plot", str(plot), timeout=600)
+    rows = table_rows(out, "| pair | router / baseline |")
+    methods = [row[1] for row in rows if not row[0].startswith("mean")]
+    assert methods == ["random draws", "length", "knn25", "logreg", "random", "mf"]
+    assert all(re.fullmatch(r"-?\d\.\d{3}( ± \d\.\d{3}| \[.*\])", row[2]) for row in rows[:6])
+    assert "mf − knn25 =" in out
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+    started_with_load_average(out)

@@ -1,8 +1,9 @@
 """Learning curves: how many of your own labelled prompts a router needs for your pair.
 
-    python benchmarks/own_data.py [--pairs 0,1,2,3] [--kinds random,sw_ranking,mf]
+    python benchmarks/own_data.py [--pairs 0,1,2,3] [--kinds random,sw_ranking,mf,quality]
         [--sizes 100,300,1000,3000] [--seeds 3] [--shipped-sizes 300]
-        [--shipped-kinds mf] [--plot docs/own_data.png] [--json FILE] [--smoke]
+        [--shipped-kinds quality] [--shipped-seeds N] [--timing-size 3000]
+        [--recommended quality] [--plot docs/own_data.png] [--json FILE] [--smoke]
 
 Each pair (``pairs.py``: MMLU-Pro, RouterBench, LLMRouter golden sets) stands in
 for a user's own labels: per prompt, both models' scores. Per seed, the pair's
@@ -15,10 +16,12 @@ kind is then trained as a user would train it,
 
 (``prefroute.training.train_router(kind, out, score_files=[user], shipped=False,
 eval_files=[heldout])``, default settings), and, for ``--shipped-kinds`` at
-``--shipped-sizes``, with the shipped data added: the pair's whole source set
-left out of it (``exclude_datasets``) and the held-out prompts removed (the eval
-file's decontamination). The artifact is loaded and scored on the held-out half
-(``prefroute.evals.eval_file``); the number is APGR there.
+``--shipped-sizes`` (and the first ``--shipped-seeds`` seeds: one such fit
+reads the 2.8M shipped rows, about 5 CPU minutes), with the shipped data added:
+the pair's whole source set left out of it (``exclude_datasets``) and the
+held-out prompts removed (the eval file's decontamination). The artifact is
+loaded and scored on the held-out half (``prefroute.evals.eval_file``); the
+number is APGR there.
 
 Baselines on the same splits, written as a user would write them with
 scikit-learn on the same static embedding (``prefroute.embed.get_embedder("static")``):
@@ -27,8 +30,11 @@ strong), a 25-nearest-neighbour regressor of ``score_strong - score_weak``
 (cosine), and a logistic regression of "the strong model scored higher".
 
 Prints a markdown table (mean ± sd over seeds) and the targets, writes the
-plot (APGR vs labels, one panel per pair). ``--smoke`` is a tiny run for the
-test suite (one pair, 40 labels, one seed, random and mf).
+plot (APGR vs labels, one panel per pair). The pairs' halves hold fewer than
+3,000 prompts, so the speed target (``train`` on 3,000 user prompts, no shipped
+data) is timed apart: each kind trained once on ``--timing-size`` prompts of the
+largest pair. ``--smoke`` is a tiny run for the test suite (one pair, 40 labels,
+one seed, random and quality).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ NEIGHBOURS = 25
 RANDOM = "random draws"
 """The random baseline: 200 draws of uniform scores (the router kind ``random`` is one)."""
 BASELINES = (RANDOM, "length", "knn25", "logreg")
+TRAIN_SECONDS = 60
+"""The issue's speed target for ``train`` on 3,000 user prompts, no shipped data."""
 QUIET_PARAMS = {"mf": {"verbose": False}, "classifier": {"verbose": False}}
 """Constructor settings that only silence a kind's own progress output."""
 
@@ -209,10 +217,9 @@ def baseline_cells(
 # -- the run ---------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> list[Cell]:
+def run(args: argparse.Namespace, tables: list[PairTable]) -> list[Cell]:
     from prefroute.embed import get_embedder
 
-    tables = pair_tables(resolve_data_dir(), tuple(PAIRS[int(i)] for i in args.pairs.split(",")))
     kinds = [k for k in args.kinds.split(",") if k]
     shipped_kinds = [k for k in args.shipped_kinds.split(",") if k]
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -231,7 +238,7 @@ def run(args: argparse.Namespace) -> list[Cell]:
                 for size, n in usable.items():
                     user_file = write_scores(work / f"user-{seed}-{n}.jsonl", table, pool[:n])
                     runs = [(k, False) for k in kinds]
-                    if size in shipped_sizes:
+                    if size in shipped_sizes and seed < args.shipped_seeds:
                         runs += [(k, True) for k in shipped_kinds]
                     for kind, shipped in runs:
                         method = f"{kind} + shipped" if shipped else kind
@@ -252,6 +259,44 @@ def run(args: argparse.Namespace) -> list[Cell]:
                             flush=True,
                         )
     return cells
+
+
+def timing(args: argparse.Namespace, tables: list[PairTable]) -> list[tuple[str, float, float]]:
+    """(kind, CPU s, wall s) of one ``train`` per kind on ``--timing-size`` prompts of the
+    largest pair, no shipped data, no eval file: the speed target, as a user runs it."""
+    from rich.console import Console
+
+    from prefroute.training import train_router
+
+    table = max(tables, key=len)
+    rows = np.random.default_rng(0).permutation(len(table))[: args.timing_size]
+    out = []
+    with tempfile.TemporaryDirectory(prefix="prefroute-own-data-timing-") as tmp:
+        user_file = write_scores(Path(tmp) / "user.jsonl", table, rows)
+        for kind in [k for k in args.kinds.split(",") if k]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            train_router(
+                kind,
+                Path(tmp) / kind,
+                score_files=[user_file],
+                shipped=False,
+                strong_model=table.pair.strong,
+                weak_model=table.pair.weak,
+                params=QUIET_PARAMS.get(kind),
+                console=Console(file=io.StringIO()),
+            )
+            out.append((kind, time.process_time() - cpu, time.perf_counter() - wall))
+    return out
+
+
+def timing_table(timings: list[tuple[str, float, float]], size: int) -> str:
+    lines = [
+        f"\n`train KIND --scores` on {size:,} prompts, no shipped data (one run each):\n",
+        "| kind | CPU s | wall s |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {kind} | {cpu:.1f} | {wall:.1f} |" for kind, cpu, wall in timings]
+    return "\n".join(lines)
 
 
 def summarise(cells: list[Cell], key: tuple[str, str, int]) -> tuple[float, float] | None:
@@ -405,32 +450,51 @@ def plot(cells: list[Cell], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", default="0,1,2,3", help="indices into pairs.PAIRS")
-    parser.add_argument("--kinds", default="random,sw_ranking,mf")
+    parser.add_argument("--kinds", default="random,sw_ranking,mf,quality")
     parser.add_argument("--sizes", default="100,300,1000,3000")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shipped-sizes", default="300")
-    parser.add_argument("--shipped-kinds", default="mf")
-    parser.add_argument("--recommended", default="mf", help="the kind the docs recommend")
+    parser.add_argument("--shipped-kinds", default="quality")
+    parser.add_argument(
+        "--shipped-seeds", type=int, default=None, help="seeds with shipped runs (default: all)"
+    )
+    parser.add_argument(
+        "--timing-size", type=int, default=3000, help="prompts for the speed target; 0: skip"
+    )
+    parser.add_argument("--recommended", default="quality", help="the kind the docs recommend")
     parser.add_argument("--plot", type=Path, default=Path("docs/own_data.png"))
     parser.add_argument("--json", type=Path, default=None, help="write every cell here")
     parser.add_argument("--smoke", action="store_true", help="a tiny run for the test suite")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.pairs, args.kinds, args.sizes, args.seeds = "2", "random,mf", "40", 1
-        args.shipped_sizes, args.shipped_kinds = "", ""
+        args.pairs, args.kinds, args.sizes, args.seeds = "2", "random,quality", "40", 1
+        args.shipped_sizes, args.shipped_kinds, args.timing_size = "", "", 200
+        args.recommended = "quality"
+    if args.shipped_seeds is None:
+        args.shipped_seeds = args.seeds
 
     command = "python benchmarks/own_data.py " + " ".join(sys.argv[1:] if argv is None else argv)
     where = machine()
     started_wall, started_cpu = time.perf_counter(), time.process_time()
-    cells = run(args)
+    tables = pair_tables(resolve_data_dir(), tuple(PAIRS[int(i)] for i in args.pairs.split(",")))
+    cells = run(args, tables)
+    timings = timing(args, tables) if args.timing_size else []
     sizes = sorted({c.size for c in cells})
     print(f"`{command}`  \n{datetime.now(UTC):%Y-%m-%d}; {where}; seeds 0-{args.seeds - 1}\n")
     print("APGR on the held-out half (mean ± sd over seeds; random draws: mean [5%, 95%]):\n")
     print(render(cells, sizes))
     print("\nCPU s per training call (mean; a router: the whole `train`, calibration included):\n")
     print(cpu_table(cells, sizes))
+    if timings:
+        print(timing_table(timings, args.timing_size))
     print("\nTargets:\n")
     print("\n".join(targets(cells, args.recommended, sizes)) or "- (no cells to compare)")
+    for kind, cpu, wall in timings:
+        verdict = "met" if wall <= TRAIN_SECONDS else "MISSED"
+        print(
+            f"- `train {kind}` on {args.timing_size:,} prompts, no shipped data: {wall:.1f} s "
+            f"wall, {cpu:.1f} CPU s (target ≤ {TRAIN_SECONDS} s: {verdict})"
+        )
     print(f"\nwrote {plot(cells, args.plot)}")
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(c) for c in cells], indent=1) + "\n")

@@ -155,15 +155,15 @@ def test_label_head_framing_benchmark_prints_its_table() -> None:
 
 
 def test_own_data_benchmark_prints_its_table_and_plot(tmp_path: Path) -> None:
-    """--smoke: one pair, 40 of its prompts as the user's labels, random and mf, one seed."""
-    pytest.importorskip("torch")
+    """--smoke: one pair, 40 of its prompts as the user's labels, random and quality, one seed."""
     pytest.importorskip("sklearn")
     plot = tmp_path / "curves.png"
     out = run("own_data.py", "--smoke", "--plot", str(plot), timeout=600)
     rows = table_rows(out, "| pair | router / baseline |")
     methods = [row[1] for row in rows if not row[0].startswith("mean")]
-    assert methods == ["random draws", "length", "knn25", "logreg", "random", "mf"]
+    assert methods == ["random draws", "length", "knn25", "logreg", "random", "quality"]
     assert all(re.fullmatch(r"-?\d\.\d{3}( ± \d\.\d{3}| \[.*\])", row[2]) for row in rows[:6])
-    assert "mf − knn25 =" in out
+    assert "quality − knn25 =" in out
+    assert re.search(r"`train quality` on 200 prompts, no shipped data: \d+\.\d s wall", out)
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
     started_with_load_average(out)

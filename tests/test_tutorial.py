@@ -15,6 +15,7 @@ grow unnoticed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -84,10 +85,8 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
         try:
             out, _ = process.communicate(timeout=180)
         finally:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         assert process.returncode == 0, f"$ {code}\n{out[-4000:]}"
         outputs.append(out)
     everything = "\n".join(outputs)

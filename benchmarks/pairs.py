@@ -1,8 +1,7 @@
 """Own-data pairs from the shipped golden sets: the prompts two models were both scored on.
 
-Shared by ``own_data.py`` (learning curves) and ``label_head_framing.py`` (what the
-label-head routers read): each pair stands in for a user's own labels, from sets
-that are training data (never the MT-Bench / MMLU / GSM8K eval sets).
+Used by ``own_data.py`` (learning curves): each pair stands in for a user's own
+labels, from sets that are training data (never the MT-Bench / MMLU / GSM8K eval sets).
 """
 
 from __future__ import annotations

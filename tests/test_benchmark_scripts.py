@@ -144,16 +144,6 @@ def test_n_models_benchmark_prints_its_tables() -> None:
     started_with_load_average(out)
 
 
-def test_label_head_framing_benchmark_prints_its_table() -> None:
-    """The proxy on 60 LLMRouter prompts, head-only against head and tail."""
-    args = ["--prompts", "60", "--seeds", "1", "--framings", "16,8+8", "--pairs", "3"]
-    out = run("label_head_framing.py", *args, timeout=300)
-    rows = table_rows(out, "| framing (head+tail tokens) |")
-    assert [row[0] for row in rows] == ["16", "8+8"]
-    assert all(re.fullmatch(r"-?\d\.\d{3} ± \d\.\d{3} \(AUC \d\.\d{3}\)", row[1]) for row in rows)
-    started_with_load_average(out)
-
-
 def test_own_data_benchmark_prints_its_table_and_plot(tmp_path: Path) -> None:
     """--smoke: one pair, 40 of its prompts as the user's labels, random and quality, one seed."""
     pytest.importorskip("sklearn")

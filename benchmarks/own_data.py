@@ -83,6 +83,8 @@ class Cell:
     low: float | None = None
     high: float | None = None
     """The random baseline's 5-95% band."""
+    reached: int | None = None
+    """A router's battles from the user's file that reached training (fit + validation)."""
 
 
 # -- the user's files ------------------------------------------------------------------
@@ -108,12 +110,14 @@ def train_and_score(
     *,
     seed: int,
     shipped: bool,
-) -> tuple[float, float]:
-    """(APGR on the held-out half, CPU seconds of the training call) for one kind."""
+) -> tuple[float, float, int]:
+    """(APGR on the held-out half, CPU seconds of the training call, the user's battles
+    that reached training) for one kind."""
     from rich.console import Console
 
     from prefroute.evals import eval_file
     from prefroute.routers import Router
+    from prefroute.routers.artifact import read_config
     from prefroute.training import train_router
 
     started = time.process_time()
@@ -131,9 +135,11 @@ def train_and_score(
         console=Console(file=io.StringIO()),
     )
     cpu = time.process_time() - started
+    (account,) = read_config(artifact).training_data.user_files
     held = eval_file(heldout_file, table.pair.strong, table.pair.weak)
     scores = Router.load(artifact).strong_win_rate(list(held.prompts))
-    return curve(scores, held.strong_quality, held.weak_quality).apgr, cpu
+    apgr = curve(scores, held.strong_quality, held.weak_quality).apgr
+    return apgr, cpu, account.fit + account.validation
 
 
 # -- baselines, as a user would write them ---------------------------------------------
@@ -242,7 +248,7 @@ def run(args: argparse.Namespace, tables: list[PairTable]) -> list[Cell]:
                         runs += [(k, True) for k in shipped_kinds]
                     for kind, shipped in runs:
                         method = f"{kind} + shipped" if shipped else kind
-                        apgr, cpu = train_and_score(
+                        apgr, cpu, reached = train_and_score(
                             kind,
                             table,
                             user_file,
@@ -251,7 +257,9 @@ def run(args: argparse.Namespace, tables: list[PairTable]) -> list[Cell]:
                             seed=seed,
                             shipped=shipped,
                         )
-                        cells.append(Cell(table.pair.name, method, size, seed, apgr, cpu, n))
+                        cells.append(
+                            Cell(table.pair.name, method, size, seed, apgr, cpu, n, reached=reached)
+                        )
                         print(
                             f"{table.pair.name} | seed {seed} | {n} labels | {method}: "
                             f"APGR {apgr:.3f} ({cpu:.0f} CPU s)",
@@ -347,6 +355,24 @@ def render(cells: list[Cell], sizes: list[int]) -> str:
             "Where a pair's half holds fewer prompts than a column asks, that column uses the "
             "whole half: "
             + "; ".join(f"{pair} {size:,} -> {n:,}" for pair, size, n in capped)
+            + "."
+        )
+    trained = [c for c in cells if c.reached is not None]
+    short_of = [c for c in trained if c.reached is not None and c.reached < c.labels]
+    if trained:
+        lines.append("")
+        lines.append(
+            f"The user's labelled prompts reached training (fit + validation) in "
+            f"{len(trained) - len(short_of)} of {len(trained)} router fits"
+            + (
+                "; short: "
+                + "; ".join(
+                    f"{short[c.pair]} {c.method} {c.labels:,} -> {c.reached:,}"
+                    for c in short_of[:8]
+                )
+                if short_of
+                else ""
+            )
             + "."
         )
     return "\n".join(lines)

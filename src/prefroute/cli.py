@@ -920,8 +920,6 @@ def quickstart(
     if tables:
         render_data(summarize_training(data), console)
     describe(data, console)
-    if not tables:
-        console.print("(per data set, ratings and removals: --tables, or prefroute data stats)")
     artifact = train_router("mf", out, data_dir=data_dir, data=data, console=console)
 
     router = Router.load(artifact)
@@ -944,7 +942,7 @@ def quickstart(
         f"  route a file:  prefroute route {artifact} prompts.txt --strong-share 0.3\n"
         f"  serve it:      prefroute serve {artifact} --strong-base-url URL --weak-base-url URL\n"
         "                 then call model='router-mf@30%' with any OpenAI client\n"
-        "your own pair and labels: docs/own-data.md (train --scores/--battles --no-shipped)",
+        "your own pair and labels: docs/own-data.md; the data tables: --tables",
         highlight=False,
     )
 

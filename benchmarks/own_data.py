@@ -448,6 +448,11 @@ def plot(cells: list[Cell], path: Path) -> Path:
             sizes = sorted({c.size for c in cells if (c.pair, c.method) == (pair, method)})
             means = [summarise(cells, (pair, method, s)) for s in sizes]
             ys = np.array([m[0] for m in means if m is not None])
+            # at the labels used: a size past the pool is the whole pool
+            xs = [
+                max(c.labels for c in cells if (c.pair, c.method, c.size) == (pair, method, s))
+                for s in sizes
+            ]
             if method == RANDOM:
                 band = [
                     [c for c in cells if (c.pair, c.method, c.size) == (pair, method, s)]
@@ -455,11 +460,11 @@ def plot(cells: list[Cell], path: Path) -> Path:
                 ]
                 low = [np.mean([c.low for c in b]) for b in band]
                 high = [np.mean([c.high for c in b]) for b in band]
-                ax.fill_between(sizes, low, high, color="0.85", label="random 5-95%")
-                ax.plot(sizes, ys, color="0.5", lw=1, ls=":")
+                ax.fill_between(xs, low, high, color="0.85", label="random 5-95%")
+                ax.plot(xs, ys, color="0.5", lw=1, ls=":")
                 continue
             style = "--" if method in BASELINES else "-"
-            ax.plot(sizes, ys, style, marker="o", ms=3, label=method)
+            ax.plot(xs, ys, style, marker="o", ms=3, label=method)
         ax.set_xscale("log")
         ax.set_title({p.name: p.short for p in PAIRS}[pair], fontsize=9)
         ax.set_xlabel("your labelled prompts")

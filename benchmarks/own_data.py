@@ -347,8 +347,8 @@ def render(cells: list[Cell], sizes: list[int]) -> str:
                 row.append(text)
             if any(cell != "–" for cell in row):
                 lines.append(f"| {pair} | {method} | " + " | ".join(row) + " |")
-    short = {p.name: p.short for p in PAIRS}
-    capped = sorted({(short[c.pair], c.size, c.labels) for c in cells if c.labels != c.size})
+    name_of = {p.name: p.short for p in PAIRS}
+    capped = sorted({(name_of[c.pair], c.size, c.labels) for c in cells if c.labels != c.size})
     if capped:
         lines.append("")
         lines.append(
@@ -358,19 +358,19 @@ def render(cells: list[Cell], sizes: list[int]) -> str:
             + "."
         )
     trained = [c for c in cells if c.reached is not None]
-    short_of = [c for c in trained if c.reached is not None and c.reached < c.labels]
     if trained:
+        short: dict[str, float] = {}
+        for c in trained:
+            if c.reached is not None and c.reached < c.labels:
+                gap = 1 - c.reached / c.labels
+                short[c.pair] = max(short.get(c.pair, 0.0), gap)
         lines.append("")
         lines.append(
-            f"The user's labelled prompts reached training (fit + validation) in "
-            f"{len(trained) - len(short_of)} of {len(trained)} router fits"
+            "The user's labelled prompts that reached training (fit + validation): all"
             + (
-                "; short: "
-                + "; ".join(
-                    f"{short[c.pair]} {c.method} {c.labels:,} -> {c.reached:,}"
-                    for c in short_of[:8]
-                )
-                if short_of
+                ", except "
+                + "; ".join(f"{name_of[p]} up to {gap:.1%} fewer" for p, gap in short.items())
+                if short
                 else ""
             )
             + "."

@@ -30,7 +30,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "own-data.md"
 SKIP = re.compile(r"<!-- not run by tests/test_tutorial\.py: (.+?) -->\s*$")
-SKIPPED = {"the shipped data: 2.8M rows, minutes"}
+SKIPPED = {
+    "the shipped data: 2.8M rows, minutes",
+    "the learning curves, 26 minutes (tests/test_benchmark_scripts.py runs --smoke)",
+}
 """Reasons of the blocks the test leaves out (each one block)."""
 
 

@@ -134,3 +134,18 @@ def test_n_models_benchmark_prints_its_tables() -> None:
     assert [row[0] for row in rows] == ["quality", "25-NN", "singles hull", "oracle"]
     assert table_rows(out, "| set |")[0][:2] == ["llmrouter", "quality"]
     started_with_load_average(out)
+
+
+def test_own_data_benchmark_prints_its_table_and_plot(tmp_path: Path) -> None:
+    """--smoke: one pair, 40 of its prompts as the user's labels, random and quality, one seed."""
+    pytest.importorskip("sklearn")
+    plot = tmp_path / "curves.png"
+    out = run("own_data.py", "--smoke", "--plot", str(plot), timeout=600)
+    rows = table_rows(out, "| pair | router / baseline |")
+    methods = [row[1] for row in rows if not row[0].startswith("mean")]
+    assert methods == ["random draws", "length", "knn25", "logreg", "random", "quality"]
+    assert all(re.fullmatch(r"-?\d\.\d{3}( ± \d\.\d{3}| \[.*\])", row[2]) for row in rows[:6])
+    assert "quality − knn25 =" in out
+    assert re.search(r"`train quality` on 200 prompts, no shipped data: \d+\.\d s wall", out)
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+    started_with_load_average(out)

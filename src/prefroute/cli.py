@@ -888,12 +888,20 @@ def quickstart(
         Path, typer.Option("--plot", help="Where to write the evaluation plot.", dir_okay=False)
     ] = Path("prefroute-out/eval.png"),
     prices: PricesOption = None,
+    tables: Annotated[
+        bool,
+        typer.Option(
+            "--tables", help="Also print the data tables (per data set, ratings, removals)."
+        ),
+    ] = False,
 ) -> None:
     """The main job on the shipped data: train, calibrate and evaluate the default router.
 
     Summarises the decontaminated training data, trains MF on it, calibrates it
     on real Arena prompts, evaluates it on MT-Bench, MMLU and GSM8K (table and
-    PNG) and prints how to route and serve with it.
+    PNG) and prints how to route and serve with it, and where to go for your own
+    pair and labels. The output fits one screen; ``--tables`` adds the data
+    tables (``prefroute data stats`` prints them too).
     """
     from prefroute.data.recipe import training_set
     from prefroute.data.stats import render as render_data
@@ -909,7 +917,8 @@ def quickstart(
     table = price_table(prices or ())  # a bad price file fails before the training
     with console.status("collecting and decontaminating the shipped data"):
         data = training_set(data_dir, mmlu_gold_slice=1500)
-    render_data(summarize_training(data), console)
+    if tables:
+        render_data(summarize_training(data), console)
     describe(data, console)
     artifact = train_router("mf", out, data_dir=data_dir, data=data, console=console)
 
@@ -932,7 +941,8 @@ def quickstart(
         f"router saved to {artifact}.\n"
         f"  route a file:  prefroute route {artifact} prompts.txt --strong-share 0.3\n"
         f"  serve it:      prefroute serve {artifact} --strong-base-url URL --weak-base-url URL\n"
-        "                 then call model='router-mf@30%' with any OpenAI client",
+        "                 then call model='router-mf@30%' with any OpenAI client\n"
+        "your own pair and labels: docs/own-data.md; the data tables: --tables",
         highlight=False,
     )
 

@@ -89,8 +89,9 @@ def inference_session(path: str | os.PathLike[str], num_threads: int | None = No
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def load_tokenizer(path: str | os.PathLike[str], max_length: int) -> Any:
-    """A ``tokenizers.Tokenizer`` from ``path`` that pads nothing and truncates at ``max_length``.
+def load_tokenizer(path: str | os.PathLike[str], max_length: int | None) -> Any:
+    """A ``tokenizers.Tokenizer`` from ``path`` that pads nothing and truncates at
+    ``max_length`` (None: keeps every token, for callers that cut texts themselves).
 
     A tokenizer.json may pad every text to a fixed width (MiniLM's pads to 128);
     ``run_by_length`` pads each batch to its own longest text instead.
@@ -99,7 +100,10 @@ def load_tokenizer(path: str | os.PathLike[str], max_length: int) -> Any:
 
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length)
+    if max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length)
     return tokenizer
 
 

@@ -18,10 +18,11 @@ import pytest
 from test_classifier import auc, math_vs_chat, pair_battles
 
 from prefroute.data.labels import LABELS
-from prefroute.errors import NotFittedError
+from prefroute.errors import InvalidParameterError, NotFittedError
 from prefroute.onnx_models import LLAMA_FFN_OUTPUT
 from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, Router
-from prefroute.routers.causal_llm import CausalLLMRouter
+from prefroute.routers.causal_llm import SMOLLM2_LAYERS, CausalLLMRouter, base_model_dir
+from prefroute.routers.onnx_head import SEPARATOR
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -39,6 +40,7 @@ def fitted(prompts: dict[str, list[str]]) -> CausalLLMRouter:
         num_layers=2,
         train_layers=2,
         max_length=32,
+        tail_length=8,
         batch_size=8,
         lr=3e-4,
         quantize=False,
@@ -57,15 +59,57 @@ def test_unfitted_router_refuses() -> None:
         CausalLLMRouter().strong_win_rate(["Hello!"])
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"num_layers": 31}, r"'num_layers' must be None or an int in \[1, 30\]"),
+        ({"num_layers": 0}, r"'num_layers' must be an int >= 1 or None, got 0"),
+        (
+            {"num_layers": 4, "train_layers": 5},
+            r"'train_layers' must be None or an int in \[0, 4\]",
+        ),
+        ({"num_layers": None, "train_layers": 31}, r"'train_layers' .* \[0, 30\]"),
+        ({"base_model": 3}, r"'base_model' must be a str, got 3"),
+    ],
+)
+def test_layer_counts_are_checked_before_any_model_loads(params, message, monkeypatch) -> None:
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the parameters were checked")
+
+    monkeypatch.setattr(CausalLLMRouter, "_build", no_model)
+    battles = pair_battles(["What is 2 + 2?"], ["hi"])
+    with pytest.raises(InvalidParameterError, match=r"^CausalLLMRouter: parameter " + message):
+        CausalLLMRouter(**params).fit(battles)
+
+
+def test_a_local_base_models_depth_comes_from_its_config(tmp_path, monkeypatch) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"num_hidden_layers": 3}))
+    (tmp_path / "tokenizer.json").write_text("{}")
+    monkeypatch.setattr(CausalLLMRouter, "_build", lambda *a: pytest.fail("model loaded"))
+    battles = pair_battles(["What is 2 + 2?"], ["hi"])
+    router = CausalLLMRouter(base_model=str(tmp_path), num_layers=4)
+    with pytest.raises(InvalidParameterError, match=r"in \[1, 3\] .* has 3 decoder layers"):
+        router.fit(battles)
+    with pytest.raises(InvalidParameterError, match="expected 'smollm2' or a local"):
+        CausalLLMRouter(base_model=str(tmp_path / "missing")).fit(battles)
+    # the constant that spares dequantising SmolLM2 just to count its layers is its depth
+    config = json.loads((base_model_dir() / "config.json").read_text())
+    assert config["num_hidden_layers"] == SMOLLM2_LAYERS
+
+
 def test_prompt_is_framed_in_the_chat_template_and_labels_are_single_tokens(fitted) -> None:
     tokenizer = fitted.head_._tokenizer
     framing = fitted.framing_
     text = tokenizer.decode([*framing.prefix_ids, *framing.suffix_ids], skip_special_tokens=False)
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
     assert list(fitted.training_["label_tokens"]) == list(LABELS)
-    long = "word " * 500
+    long = "first " + "word " * 500 + "last"
     (ids,) = framing.encode(tokenizer, [long])
-    assert len(ids) == len(framing.prefix_ids) + 32 + len(framing.suffix_ids)
+    separator = tokenizer.encode(SEPARATOR, add_special_tokens=False).ids
+    assert len(ids) == len(framing.prefix_ids) + 24 + len(separator) + 8 + len(framing.suffix_ids)
+    query = tokenizer.decode(ids[len(framing.prefix_ids) : -len(framing.suffix_ids)])
+    assert query.startswith("first word") and query.endswith("word word" + " last")
+    assert SEPARATOR.strip() in query
 
 
 def test_held_out_math_scores_above_held_out_chat(fitted, prompts) -> None:

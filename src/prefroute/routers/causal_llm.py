@@ -25,29 +25,34 @@ transformers dequantises it once into ``<cache root>/models/`` (``gguf`` and
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prefroute.data.labels import LABELS
 from prefroute.embed.paths import TRAIN_EXTRA_HINT
 from prefroute.embed.quiet import quiet_transformers
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
+from prefroute.errors import InvalidParameterError
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, ParameterTable
 from prefroute.routers.onnx_head import (
     TOKENIZER_FILE,
-    Framing,
+    FitLog,
     LabelHeadRouter,
     LabelNetwork,
     import_torch,
     train_only,
 )
+from prefroute.routers.params import Interval
 
-__all__ = ["CausalLLMRouter", "base_model_dir"]
+__all__ = ["CausalLLMRouter", "base_model_depth", "base_model_dir"]
 
 SMOLLM2 = "smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_LAYERS = 30
+"""Decoder layers of SmolLM2-135M: known without dequantising the GGUF file."""
 BUILD = "smollm2-135m-instruct-q4_1-v1"
 """Directory name of the dequantised SmolLM2; bump it when the conversion changes."""
 
@@ -72,6 +77,11 @@ class CausalLLMRouter(LabelHeadRouter):
 
     kind = "causal_llm"
     model_file = "causal_llm.onnx"
+    _parameter_constraints: ClassVar[ParameterTable] = {
+        "base_model": [str],
+        "num_layers": [Interval(int, 1, None), None],
+        "train_layers": [Interval(int, 0, None), None],
+    }
 
     def __init__(
         self,
@@ -82,6 +92,7 @@ class CausalLLMRouter(LabelHeadRouter):
         max_examples: int | None = 1_000,
         epochs: int = 1,
         max_length: int = 64,
+        tail_length: int = 0,
         batch_size: int = 8,
         lr: float = 1e-4,
         quantize: bool = True,
@@ -90,11 +101,13 @@ class CausalLLMRouter(LabelHeadRouter):
         strong_model: str = DEFAULT_STRONG,
         weak_model: str = DEFAULT_WEAK,
         random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
         super().__init__(
             max_examples=max_examples,
             epochs=epochs,
             max_length=max_length,
+            tail_length=tail_length,
             batch_size=batch_size,
             lr=lr,
             quantize=quantize,
@@ -103,10 +116,28 @@ class CausalLLMRouter(LabelHeadRouter):
             strong_model=strong_model,
             weak_model=weak_model,
             random_state=random_state,
+            verbose=verbose,
         )
         self.base_model = base_model
         self.num_layers = num_layers
         self.train_layers = train_layers
+
+    def _validate_params(self) -> None:
+        """The table's checks, then the layer counts against the base model's depth
+        (read from its config.json, or known for SmolLM2), before any weights load."""
+        super()._validate_params()
+        depth = base_model_depth(self.base_model)
+        kept = depth if self.num_layers is None else self.num_layers
+        for name, value, most in (
+            ("num_layers", self.num_layers, depth),
+            ("train_layers", self.train_layers, kept),
+        ):
+            if value is not None and value > most:
+                raise InvalidParameterError(
+                    f"{type(self).__name__}: parameter {name!r} must be None or an int in "
+                    f"[{int(name == 'num_layers')}, {most}] ({self.base_model!r} has {depth} "
+                    f"decoder layers, {kept} kept), got {value!r}"
+                )
 
     def _build(self, torch: Any, out_dir: Path) -> LabelNetwork:
         import transformers
@@ -126,7 +157,7 @@ class CausalLLMRouter(LabelHeadRouter):
         return LabelNetwork(
             module=module,
             tokenizer=tokenizer,
-            framing=_framing(chat, tokenizer, int(self.max_length)),
+            framing=self._framing(tokenizer, *_frame_ids(chat, tokenizer)),
             name=source.name,
             keep_fp32=LLAMA_FFN_OUTPUT,
             pad_id=pad if pad is not None else 0,
@@ -147,11 +178,7 @@ def _label_token_lm(torch: Any, lm: Any, label_ids: list[int], num_layers: int |
     label rows, so before training it gives the LM's own preference (exactly so at full
     depth; a truncated LM's last layer only approximates the input of that matrix)."""
     decoder = lm.model
-    if num_layers is not None:
-        if not 1 <= num_layers <= len(decoder.layers):
-            raise ValueError(
-                f"num_layers must be None or 1..{len(decoder.layers)}, got {num_layers}"
-            )
+    if num_layers is not None:  # within 1..depth: CausalLLMRouter checks before loading
         decoder.layers = decoder.layers[:num_layers]
         decoder.config.num_hidden_layers = num_layers
     rows = lm.get_output_embeddings().weight.detach()[label_ids].clone()
@@ -174,7 +201,7 @@ def _label_token_lm(torch: Any, lm: Any, label_ids: list[int], num_layers: int |
     return LabelTokenLM()
 
 
-def _framing(chat: Any, tokenizer: Any, max_length: int) -> Framing:
+def _frame_ids(chat: Any, tokenizer: Any) -> tuple[list[int], list[int]]:
     """The chat template around a placeholder query, split into fixed prefix and suffix ids."""
     messages = [
         {"role": "system", "content": SYSTEM},
@@ -185,11 +212,9 @@ def _framing(chat: Any, tokenizer: Any, max_length: int) -> Framing:
     if not sep:
         raise ValueError(f"the chat template of {chat.name_or_path} drops the user message")
     encode = tokenizer.encode
-    return Framing(
-        prefix_ids=tuple(encode(prefix, add_special_tokens=False).ids),
-        suffix_ids=tuple(encode(suffix, add_special_tokens=False).ids),
-        max_length=max_length,
-    )
+    return encode(prefix, add_special_tokens=False).ids, encode(
+        suffix, add_special_tokens=False
+    ).ids
 
 
 def _single_token(tokenizer: Any, word: str) -> int:
@@ -213,7 +238,7 @@ def base_model_dir(
     if base_model != SMOLLM2:
         path = Path(base_model).expanduser()
         if not (path / "config.json").is_file() or not (path / TOKENIZER_FILE).is_file():
-            raise ValueError(
+            raise InvalidParameterError(
                 f"base_model {base_model!r}: expected {SMOLLM2!r} or a local Hugging Face "
                 "model directory with config.json and tokenizer.json"
             )
@@ -224,6 +249,14 @@ def base_model_dir(
     if not (target / TOKENIZER_FILE).is_file():
         _convert_smollm2(target)
     return target
+
+
+def base_model_depth(base_model: str = SMOLLM2) -> int:
+    """How many decoder layers ``base_model`` has, from its config.json (no weights read)."""
+    if base_model == SMOLLM2:
+        return SMOLLM2_LAYERS
+    config = json.loads((base_model_dir(base_model) / "config.json").read_text("utf-8"))
+    return int(config["num_hidden_layers"])
 
 
 def _convert_smollm2(target: Path) -> Path:
@@ -248,13 +281,12 @@ def _convert_smollm2(target: Path) -> Path:
     if missing:  # transformers refuses GGUF files without both
         raise ImportError(f"reading SmolLM2's GGUF file needs {missing}: {TRAIN_EXTRA_HINT}")
     import transformers
-    from rich.console import Console
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    console = Console(stderr=True)
     try:
-        with console.status(f"dequantising {gguf.name} into {target} (once)"), quiet_transformers():
+        phase = FitLog(True).phase(f"dequantising {gguf.name} into {target} (once)")
+        with phase, quiet_transformers():
             tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = transformers.AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name
@@ -276,8 +308,6 @@ def _drop_tokens_beyond(path: Path, vocab_size: int) -> None:
     ``<PRE>``/``<MID>``/``<SUF>``/``<EOT>`` past SmolLM2's 49,152 rows: a prompt
     containing one would index past the embedding matrix.
     """
-    import json
-
     info = json.loads(path.read_text("utf-8"))
     info["added_tokens"] = [t for t in info["added_tokens"] if t["id"] < vocab_size]
     path.write_text(json.dumps(info, ensure_ascii=False), "utf-8")

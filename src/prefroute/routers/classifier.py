@@ -15,13 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from prefroute.data.labels import LABELS
-from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK
-from prefroute.routers.onnx_head import Framing, LabelHeadRouter, LabelNetwork, train_only
+from prefroute.routers.base import DEFAULT_STRONG, DEFAULT_WEAK, ParameterTable
+from prefroute.routers.onnx_head import LabelHeadRouter, LabelNetwork, train_only
+from prefroute.routers.params import Interval
 
 __all__ = ["ClassifierRouter"]
+
+MINILM_LAYERS = 6
+"""Encoder layers of the packaged all-MiniLM-L6-v2: the most ``train_layers`` can be."""
 
 
 class ClassifierRouter(LabelHeadRouter):
@@ -40,6 +44,9 @@ class ClassifierRouter(LabelHeadRouter):
 
     kind = "classifier"
     model_file = "classifier.onnx"
+    _parameter_constraints: ClassVar[ParameterTable] = {
+        "train_layers": [Interval(int, 0, MINILM_LAYERS), None],
+    }
 
     def __init__(
         self,
@@ -48,6 +55,7 @@ class ClassifierRouter(LabelHeadRouter):
         max_examples: int | None = 5_000,
         epochs: int = 1,
         max_length: int = 128,
+        tail_length: int = 0,
         batch_size: int = 32,
         lr: float = 1e-4,
         quantize: bool = True,
@@ -56,11 +64,13 @@ class ClassifierRouter(LabelHeadRouter):
         strong_model: str = DEFAULT_STRONG,
         weak_model: str = DEFAULT_WEAK,
         random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
         super().__init__(
             max_examples=max_examples,
             epochs=epochs,
             max_length=max_length,
+            tail_length=tail_length,
             batch_size=batch_size,
             lr=lr,
             quantize=quantize,
@@ -69,6 +79,7 @@ class ClassifierRouter(LabelHeadRouter):
             strong_model=strong_model,
             weak_model=weak_model,
             random_state=random_state,
+            verbose=verbose,
         )
         self.train_layers = train_layers
 
@@ -86,10 +97,8 @@ class ClassifierRouter(LabelHeadRouter):
         return LabelNetwork(
             module=module,
             tokenizer=tokenizer,
-            framing=Framing(
-                prefix_ids=(tokenizer.token_to_id("[CLS]"),),
-                suffix_ids=(tokenizer.token_to_id("[SEP]"),),
-                max_length=int(self.max_length),
+            framing=self._framing(
+                tokenizer, [tokenizer.token_to_id("[CLS]")], [tokenizer.token_to_id("[SEP]")]
             ),
             name="MiniLM",
             keep_fp32=BERT_FFN_OUTPUT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +389,25 @@ def test_a_router_no_better_than_random_is_called_so(
     assert report.random_apgr[0] <= report.apgr <= report.random_apgr[1]
     assert report.warning is not None and report.warning.startswith("no measurable gain")
     assert "warning:" not in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_kind_with_a_measured_caveat_says_it_when_the_shipped_data_is_mixed_in(
+    mmlu_pro: pl.DataFrame, tmp_path: Path
+) -> None:
+    """``quality`` loses held-out APGR with the shipped data added to a user's labels
+    (docs/own-data.md): train says so when both are in the fit, and only then."""
+    mine = _scores_file(tmp_path / "mine.jsonl", _questions(mmlu_pro, 0, 200), [GEMINI, LLAMA_8B])
+    alone = training_set(tmp_path, score_files=[mine], shipped_data=False)
+    # The same rows presented as mixed with the shipped data (reading the 2.8M real
+    # rows takes minutes): what train decides the note on is this record.
+    mixed = replace(alone, collected=replace(alone.collected, shipped_data=True))
+    printed = {}
+    for name, data in (("alone", alone), ("mixed", mixed)):
+        console = Console(file=io.StringIO(), width=400)
+        training.train_router("quality", tmp_path / name, data=data, console=console)
+        printed[name] = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "compare with --no-shipped" in printed["mixed"]
+    assert "compare with --no-shipped" not in printed["alone"]
+    console = Console(file=io.StringIO(), width=400)
+    training.train_router("mf", tmp_path / "mf", data=mixed, console=console)
+    assert "compare with --no-shipped" not in console.file.getvalue()  # type: ignore[attr-defined]

@@ -119,6 +119,8 @@ def train_router(
                 on_phase=status.update,
             )
         describe(data, console)
+    if router_cls.shipped_mix_note and data.collected.shipped_data and data.collected.user_datasets:
+        console.print(f"note: {router_cls.shipped_mix_note}", highlight=False, soft_wrap=True)
     strong, weak = data.strong_model, data.weak_model
     check_pair(strong, weak, data.battles.models)
     kwargs: dict[str, Any] = {

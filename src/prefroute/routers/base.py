@@ -149,6 +149,10 @@ class Router(ABC):
     per_model_quality: ClassVar[bool] = False
     """Whether ``model_quality`` works: the kind learns something per model (``models_``)."""
 
+    shipped_mix_note: ClassVar[str | None] = None
+    """What was measured when this kind fits a user's files mixed with the shipped data,
+    if it is worth a word: ``prefroute train`` prints it then, so nobody finds out later."""
+
     def model_quality(
         self, prompts: Sequence[str], models: Sequence[str] | None = None
     ) -> np.ndarray:

@@ -305,3 +305,13 @@ def test_the_table_is_mapped_and_one_text_needs_no_float32_copy(
     assert "vectors" not in vars(loaded.table)
     np.testing.assert_array_equal(one_by_one, loaded.encode(texts))
     assert "vectors" in vars(loaded.table)
+
+
+def test_rows_are_the_bits_of_the_float32_table(static_embedder):
+    """``rows`` (one text's path: float16 rows through a lookup table) and ``vectors``
+    (a batch's: numpy's cast of the whole table) agree bit for bit on every row."""
+    table = static_embedder.table
+    assert table.stored.dtype == np.float16
+    ids = np.arange(len(table.stored))
+    assert np.array_equal(table.rows(ids).view(np.uint32), table.vectors[ids].view(np.uint32))
+    assert table.rows(ids[:0]).shape == (0, table.stored.shape[1])

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import random
 import re
 import shlex
 import statistics
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import httpx
 from embed import machine  # benchmarks/embed.py, this script's directory is on sys.path
+from server_load import free_port, prompts_and_router
 
 from prefroute.serve.config import RoutingSettings, UpstreamSettings
 from prefroute.testing import Fault, FaultUpstream
@@ -76,14 +76,6 @@ class Row:
     answers: list[tuple[str, float, int, str, str]]  # (mode, seconds, status, model, fallback)
     p50_after_ms: float
     weak_refused: int
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(
@@ -204,17 +196,8 @@ def main() -> None:
     args = parser.parse_args()
     command = "python benchmarks/server_faults.py " + shlex.join(sys.argv[1:])
 
-    from prefroute.data.location import data_dir
-    from prefroute.data.shipped import arena_prompts
-
-    prompts = arena_prompts(data_dir())
-    random.Random(args.seed).shuffle(prompts)
     tmp = Path(tempfile.mkdtemp(prefix="prefroute-faults-"))
-    router = args.router
-    if router is None:
-        from prefroute.training import train_router
-
-        router = train_router("mf", tmp / "router-mf", random_state=args.seed)
+    prompts, router = prompts_and_router(args.router, args.seed, tmp)
     print(f"machine: {machine()}", file=sys.stderr)
 
     rows: list[Row] = []

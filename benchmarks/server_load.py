@@ -276,6 +276,21 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def prompts_and_router(router: Path | None, seed: int, tmp: Path) -> tuple[list[str], Path]:
+    """The real Arena prompts in a seeded order, and the MF artifact to serve: ``router``,
+    or one trained in ``tmp`` on the shipped recipe (~1 min)."""
+    from prefroute.data.location import data_dir
+    from prefroute.data.shipped import arena_prompts
+
+    prompts = arena_prompts(data_dir())
+    random.Random(seed).shuffle(prompts)
+    if router is None:
+        from prefroute.training import train_router
+
+        router = train_router("mf", tmp / "router-mf", random_state=seed)
+    return prompts, router
+
+
 def start_server(
     router: Path, mode: str, workers: int, up_port: int, tmp: Path
 ) -> tuple[subprocess.Popen, int]:
@@ -323,18 +338,10 @@ def main() -> None:
     command = "python benchmarks/server_load.py " + shlex.join(sys.argv[1:])
     where = machine()  # now: the load average before this run adds its own
 
-    from prefroute.data.location import data_dir
     from prefroute.data.model_names import DEFAULT_STRONG
-    from prefroute.data.shipped import arena_prompts
 
-    prompts = arena_prompts(data_dir())
-    random.Random(args.seed).shuffle(prompts)
     tmp = Path(tempfile.mkdtemp(prefix="prefroute-load-"))
-    router = args.router
-    if router is None:
-        from prefroute.training import train_router
-
-        router = train_router("mf", tmp / "router-mf", random_state=args.seed)
+    prompts, router = prompts_and_router(args.router, args.seed, tmp)
     print(f"machine: {where}", file=sys.stderr)
     routed_model = f"router-{json.loads((router / 'router.json').read_text())['kind']}@50%"
 

@@ -20,12 +20,12 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from serve.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "own-data.md"
@@ -51,12 +51,6 @@ def blocks(text: str) -> list[tuple[str, str | None]]:
             i = end
         i += 1
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:

@@ -7,28 +7,14 @@ always go to ``tmp_path`` so tests leave no vectors behind.
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import pytest
+from shipped_prompts import read_prompts
 
 from prefroute.embed.minilm import MiniLMEmbedder
 from prefroute.embed.paths import cache_root
 from prefroute.embed.static import StaticEmbedder
-
-
-def read_prompts(path: Path, key: str, limit: int) -> list[str]:
-    """First ``limit`` distinct non-empty prompts of a shipped .jsonl.gz file."""
-    seen: dict[str, None] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            text = json.loads(line)[key]
-            if text:
-                seen.setdefault(text, None)
-            if len(seen) >= limit:
-                break
-    return list(seen)
 
 
 @pytest.fixture(scope="session")

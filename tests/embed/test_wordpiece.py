@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import read_prompts
+from shipped_prompts import read_prompts
 from test_static import EDGES
 
 from prefroute.embed.wordpiece import PlainWordPiece

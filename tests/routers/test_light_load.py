@@ -8,7 +8,6 @@ where those cannot be imported must load and score with the same bits, and
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from battle_rows import battles_from_rows
+from shipped_prompts import read_prompts
 
 from prefroute.routers.mf import MFRouter
 from prefroute.routers.sw_ranking import SWRankingRouter
@@ -47,19 +47,13 @@ app(prog_name="prefroute")
 """
 
 
-def _prompts(path: Path, key: str, n: int) -> list[str]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        texts = dict.fromkeys(json.loads(line)[key] for line in f)
-    return list(texts)[:n]
-
-
 @pytest.fixture(scope="module")
 def prompts(data_dir: Path) -> list[str]:
     """Real prompts: AlpacaEval instructions, MMLU questions, long Arena-Hard prompts."""
     return (
-        _prompts(data_dir / "alpaca-eval" / "instructions.jsonl.gz", "instruction", 60)
-        + _prompts(data_dir / "routellm-evals" / "mmlu_golden.jsonl.gz", "prompt", 60)
-        + _prompts(data_dir / "arena-hard-v0.1-prompts" / "prompts.jsonl.gz", "prompt", 30)
+        read_prompts(data_dir / "alpaca-eval" / "instructions.jsonl.gz", "instruction", 60)
+        + read_prompts(data_dir / "routellm-evals" / "mmlu_golden.jsonl.gz", "prompt", 60)
+        + read_prompts(data_dir / "arena-hard-v0.1-prompts" / "prompts.jsonl.gz", "prompt", 30)
     )
 
 
